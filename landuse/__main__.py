@@ -1,0 +1,5 @@
+import sys
+
+from landuse.cli import main
+
+sys.exit(main())

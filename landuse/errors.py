@@ -1,0 +1,59 @@
+"""The one exception hierarchy of the toolkit.
+
+Every user-facing failure is a :class:`LanduseError` whose message is one line that names the
+file or value at fault and the fix. The CLI prints it without a traceback and exits 1.
+"""
+
+from __future__ import annotations
+
+
+class LanduseError(Exception):
+    """Root of every error the toolkit reports to a user."""
+
+    def __init__(self, message: str) -> None:
+        # Keep messages to one line: the CLI prints exactly this.
+        super().__init__(" ".join(str(message).split()))
+
+
+class InputError(LanduseError):
+    """A parameter or value given by the user is invalid."""
+
+
+class RasterError(LanduseError):
+    """A raster cannot be read or used (no CRS, rotated, unsupported bands, no overlap ...)."""
+
+
+class GridError(LanduseError):
+    """A plot grid cannot be built or loaded."""
+
+
+class GridMismatchError(GridError):
+    """Two things that must share one plot grid do not."""
+
+
+class AOIError(LanduseError):
+    """An area-of-interest file cannot be read or is empty."""
+
+
+class ModelError(LanduseError):
+    """A model cannot be loaded or does not fit its labels / inputs."""
+
+
+class DatasetError(LanduseError):
+    """A labelled dataset (folder per tag) is missing, empty or unbalanced beyond use."""
+
+
+class EndpointError(LanduseError):
+    """A Custom Vision endpoint refused, failed or is misconfigured."""
+
+
+class OutputExistsError(LanduseError):
+    """An output exists and --overwrite was not given."""
+
+
+class RunStoreError(LanduseError):
+    """A run directory is inconsistent with the requested run (manifest differs, corrupt part)."""
+
+
+class WorkflowError(LanduseError):
+    """A workflow file is invalid."""
