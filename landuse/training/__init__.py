@@ -1,0 +1,1 @@
+"""Labelled datasets, local training and export, evaluation."""
