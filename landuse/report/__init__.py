@@ -1,0 +1,1 @@
+"""Output writers (GeoParquet, GeoJSON, GeoTIFF) and the web map report."""
