@@ -243,6 +243,12 @@ class PlotGrid:
     ) -> PlotGrid:
         """Grid covering an AOI file's bounds (UTM zone of its centre unless ``crs`` is given)."""
         geom, gcrs = read_aoi(aoi)
+        if crs is None:
+            from rasterio.warp import transform_bounds
+
+            # an AOI's own CRS may be anything (Web Mercator, a state plane): use the UTM zone
+            lon0, lat0, lon1, lat1 = transform_bounds(gcrs, "EPSG:4326", *geom.bounds, densify_pts=21)
+            crs = utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2)
         return cls.from_footprints([(gcrs, geom.bounds)], crs=crs, plot_size_m=plot_size_m)
 
     # -- identity ------------------------------------------------------------------------------
@@ -379,7 +385,8 @@ class PlotGrid:
 
     def index_of(self, x: float, y: float) -> tuple[int, int]:
         """(row, col) of the plot containing point (x, y) of the grid CRS (may lie outside)."""
-        col, row = ~self.transform * (x, y)
+        t = self.transform
+        col, row = (x - t.c) / t.a, (y - t.f) / t.e
         return int(math.floor(row)), int(math.floor(col))
 
     def footprints(
@@ -448,7 +455,8 @@ class PlotGrid:
 
     def subgrid(self, chunk: Chunk) -> PlotGrid:
         """The chunk as a grid of its own (same CRS and anchoring)."""
-        t = self.transform * Affine.translation(chunk.col_off, chunk.row_off)
+        a = self.transform
+        t = Affine(a.a, 0.0, a.c + chunk.col_off * a.a, 0.0, a.e, a.f + chunk.row_off * a.e)
         return PlotGrid(self.crs, t, chunk.width, chunk.height, self.plot_size_m)
 
     # -- AOI -----------------------------------------------------------------------------------
