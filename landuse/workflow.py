@@ -1,0 +1,289 @@
+"""Declarative job files (YAML) for the common jobs: ``landuse run WORKFLOW.yaml``.
+
+A workflow names its periods (imagery globs or lists, a date or year), the grid settings, the
+backend and model, pipeline settings, change and report options, and an output folder. Relative
+paths resolve against the workflow file. Each step reuses finished work: a period whose run is
+complete is not classified again (the run store resumes), so rerunning a workflow after a failure
+continues where it stopped.
+
+The steps call the same commands a user would type (``landuse classify``, ``change``, ``report``,
+``train``, ``evaluate``), so a workflow is exactly a recorded command line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob as globlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from landuse.errors import WorkflowError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GridSpec(_Strict):
+    """How the one plot grid of all periods is made."""
+
+    plot_size: float = Field(224.0, gt=0, description="plot side in metres")
+    crs: str | None = Field(None, description="projected CRS (default: the imagery's, else UTM of the centre)")
+    aoi: str | None = Field(None, description="AOI polygon file: plots whose centre lies inside")
+    file: str | None = Field(None, description="an existing grid.json to use instead")
+
+
+class PeriodSpec(_Strict):
+    """One period: a name, its imagery and (optionally) a date or year."""
+
+    name: str = Field(..., min_length=1)
+    imagery: list[str] = Field(..., min_length=1, description="files, globs, VRTs or GDAL URLs")
+    date: dt.date | int | None = Field(None, description="acquisition date or year (for annual rates)")
+    bands: list[int] | None = Field(None, description="1-based source bands for R, G, B")
+
+    @field_validator("imagery", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class PipelineSpec(_Strict):
+    scheduler: str = Field("local", description="local | synchronous | threads | tcp://HOST:PORT")
+    workers: int | None = Field(None, ge=1)
+    chunk_plots: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    min_valid: float = Field(0.9, ge=0.0, le=1.0)
+
+
+class CustomVisionSpec(_Strict):
+    """Cloud backend settings; credentials always come from the environment (LANDUSE_CV_*)."""
+
+    tier: Literal["F0", "S0"] = "S0"
+    tps: float | None = Field(None, gt=0)
+    store: bool = False
+
+
+class ChangeSpec(_Strict):
+    enabled: bool = True
+    min_confidence: float = Field(0.6, ge=0.0, le=1.0)
+    smooth: bool = False
+    hotspot_block: int = Field(5, ge=1)
+
+
+class ReportSpec(_Strict):
+    enabled: bool = True
+    basemap: str = "none"
+    thumbnails: bool = True
+    file: str = "report.html"
+
+
+class TrainSpec(_Strict):
+    dataset: str
+    backend: Literal["local", "customvision"] = "local"
+    epochs: int | None = Field(None, ge=1)
+    folds: int | None = Field(None, ge=2)
+    image_size: int | None = Field(None, ge=32)
+    seed: int | None = None
+    int8: bool = False
+    out: str = "model"
+    use_for_runs: bool = True
+
+
+class EvaluateSpec(_Strict):
+    dataset: str
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class Workflow(_Strict):
+    """A whole job: train? -> classify each period -> change -> report."""
+
+    name: str = "landuse job"
+    output: str = Field(..., description="output folder (relative to this file)")
+    backend: Literal["onnx", "customvision"] = "onnx"
+    model: str = "default"
+    grid: GridSpec = GridSpec()
+    pipeline: PipelineSpec = PipelineSpec()
+    customvision: CustomVisionSpec = CustomVisionSpec()
+    periods: list[PeriodSpec] = Field(default_factory=list)
+    change: ChangeSpec = ChangeSpec()
+    report: ReportSpec = ReportSpec()
+    train: TrainSpec | None = None
+    evaluate: EvaluateSpec | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Workflow:
+        names = [p.name for p in self.periods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"period names must be unique, got {names}")
+        if not self.periods and self.train is None:
+            raise ValueError("a workflow needs 'periods' (at least one) or a 'train' step")
+        return self
+
+
+def _line_of(text: str, loc: tuple) -> int | None:
+    """Line (1-based) of the YAML node at ``loc`` (pydantic error location), best effort."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if k.value == key:
+                    line, nxt = k.start_mark.line + 1, v
+                    break
+            if nxt is None:
+                return line if line is not None else (node.start_mark.line + 1)
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def load_workflow(path: str | Path) -> tuple[Workflow, Path]:
+    """Parse and validate a workflow file; returns it and the folder relative paths resolve against."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise WorkflowError(f"cannot read workflow {path}: {exc.strerror}; check the path") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise WorkflowError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
+    if not isinstance(data, dict):
+        raise WorkflowError(f"{path}: a workflow is a YAML mapping (keys output, periods, ...); see workflows/sample_county.yaml")
+    try:
+        wf = Workflow.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(text, loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see workflows/sample_county.yaml for the format)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        where = f" line {line}" if line else ""
+        raise WorkflowError(f"{path}{where}: {key}: {msg}") from None
+    return wf, path.resolve().parent
+
+
+def resolve(base: Path, value: str) -> str:
+    """A path of the workflow made absolute against its folder (URLs and /vsi paths untouched)."""
+    if "://" in value or value.startswith("/vsi"):
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p))
+
+
+def expand_imagery(base: Path, patterns: list[str], where: str) -> list[str]:
+    """Resolve and glob a period's imagery; a pattern matching nothing is an error."""
+    out: list[str] = []
+    for pat in patterns:
+        full = resolve(base, pat)
+        if "://" in full or full.startswith("/vsi"):
+            out.append(full)
+            continue
+        hits = sorted(globlib.glob(full)) if any(ch in full for ch in "*?[") else ([full] if Path(full).exists() else [])
+        if not hits:
+            raise WorkflowError(f"{where}: {pat!r} matches no file (resolved to {full}); fix the path, relative to the workflow file")
+        out.extend(hits)
+    return out
+
+
+def plan(wf: Workflow, base: Path) -> list[tuple[str, list[str]]]:
+    """The steps as (title, landuse CLI arguments), in order. Validates every path first."""
+    out = Path(resolve(base, wf.output))
+    steps: list[tuple[str, list[str]]] = []
+    model = wf.model if wf.model == "default" else resolve(base, wf.model)
+    if wf.train is not None:
+        t = wf.train
+        model_dir = str(out / t.out)
+        args = ["train", resolve(base, t.dataset), "--backend", t.backend, "--out", model_dir]
+        for opt, val in (("--epochs", t.epochs), ("--folds", t.folds), ("--image-size", t.image_size), ("--seed", t.seed)):
+            if val is not None:
+                args += [opt, str(val)]
+        if t.int8:
+            args.append("--int8")
+        steps.append(("train", args))
+        if t.use_for_runs:
+            model = model_dir
+    if wf.evaluate is not None:
+        args = ["evaluate", model, resolve(base, wf.evaluate.dataset), "--threshold", str(wf.evaluate.threshold)]
+        steps.append(("evaluate", args))
+    if not wf.periods:
+        return steps
+    grid_file = str(out / "grid.json")
+    imagery = {p.name: expand_imagery(base, p.imagery, f"periods[{p.name}].imagery") for p in wf.periods}
+    g = wf.grid
+    if g.file:
+        grid_file = resolve(base, g.file)
+        if not Path(grid_file).exists():
+            raise WorkflowError(f"grid.file: {g.file!r} does not exist (resolved to {grid_file}); fix the path or remove the key")
+    else:
+        args = ["grid", *[f for files in imagery.values() for f in files], "--out", grid_file, "--plot-size", f"{g.plot_size:g}", "--overwrite"]
+        if g.crs:
+            args += ["--crs", g.crs]
+        if g.aoi:
+            args += ["--aoi", resolve(base, g.aoi)]
+        steps.append(("grid", args))
+    runs: list[str] = []
+    periods: list[str] = []
+    for p in wf.periods:
+        run_dir = str(out / "runs" / p.name)
+        period = p.date.isoformat() if isinstance(p.date, dt.date) else (str(p.date) if p.date else p.name)
+        runs.append(run_dir)
+        periods.append(period)
+        args = ["classify", *imagery[p.name], "--period", period, "--out", run_dir, "--grid", grid_file,
+                "--min-valid", str(wf.pipeline.min_valid), "--scheduler", wf.pipeline.scheduler]
+        if wf.backend == "onnx":
+            args += ["--model", model]
+        else:
+            args += ["--backend", "customvision", "--tier", wf.customvision.tier]
+            if wf.customvision.tps:
+                args += ["--tps", str(wf.customvision.tps)]
+            if wf.customvision.store:
+                args.append("--store")
+        if g.aoi:
+            args += ["--aoi", resolve(base, g.aoi)]
+        for opt, val in (("--workers", wf.pipeline.workers), ("--chunk-plots", wf.pipeline.chunk_plots),
+                         ("--batch-size", wf.pipeline.batch_size)):
+            if val is not None:
+                args += [opt, str(val)]
+        if p.bands:
+            args += ["--bands", ",".join(map(str, p.bands))]
+        steps.append((f"classify {p.name}", args))
+    if len(runs) >= 2 and wf.change.enabled:
+        c = wf.change
+        change_dir = str(out / "change")
+        args = ["change", *runs, "--out", change_dir, "--min-confidence", str(c.min_confidence),
+                "--hotspot-block", str(c.hotspot_block), "--overwrite"]
+        args.append("--smooth" if c.smooth else "--no-smooth")
+        steps.append(("change", args))
+        if wf.report.enabled:
+            r = wf.report
+            args = ["report", runs[0], runs[-1], "--out", str(out / r.file), "--basemap", r.basemap, "--overwrite"]
+            if len(runs) == 2:
+                args += ["--change", change_dir]
+            else:
+                args += ["--change", str(Path(change_dir) / f"{_safe(periods[0])}_to_{_safe(periods[-1])}")]
+            args.append("--thumbnails" if r.thumbnails else "--no-thumbnails")
+            steps.append(("report", args))
+    return steps
+
+
+def _safe(period: str) -> str:
+    # must match landuse.cli.change naming of series sub-folders (period names)
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in period)
