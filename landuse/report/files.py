@@ -1,0 +1,165 @@
+"""Writers of a run's files: GeoParquet, GeoJSON (RFC 7946), class and probability COGs, JSON.
+
+Every writer is atomic (temporary name in the same folder, then rename) and records the run's
+provenance in the file (GeoParquet schema metadata, a ``landuse`` member of the GeoJSON
+FeatureCollection, GeoTIFF metadata tags).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landuse.grid import PlotGrid
+
+CLASS_NODATA = 255
+
+
+def class_colours(labels: Sequence[str]) -> list[tuple[int, int, int]]:
+    """RGB colour of each label (the shared palette of :mod:`landuse.report.palette`)."""
+    from landuse.report.palette import class_colors, hex_to_rgb
+
+    hexes = class_colors(list(labels))
+    return [hex_to_rgb(hexes[label]) for label in labels]
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix); rename it over ``path`` on success."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    tmp.unlink(missing_ok=True)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    return Path(path)
+
+
+def write_geoparquet(gdf: Any, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
+    """GeoParquet (geopandas, WKB geometry, the frame's CRS) with provenance in the schema
+    metadata under ``landuse``."""
+    import pyarrow.parquet as pq
+    from geopandas.io.arrow import _geopandas_to_arrow
+
+    table = _geopandas_to_arrow(gdf, index=False)
+    meta = dict(table.schema.metadata or {})
+    if provenance is not None:
+        meta[b"landuse"] = json.dumps(provenance, default=str).encode()
+    table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return Path(path)
+
+
+def write_geojson(gdf: Any, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
+    """RFC 7946 GeoJSON (EPSG:4326, counter-clockwise exterior rings, 7 decimals) with the
+    provenance as a top-level ``landuse`` member of the FeatureCollection (GDAL's writer)."""
+    gdf = gdf.to_crs("EPSG:4326")
+    options: dict[str, str] = {"RFC7946": "YES", "WRITE_NAME": "NO"}
+    if provenance is not None:
+        options["FOREIGN_MEMBERS_COLLECTION"] = json.dumps({"landuse": provenance}, default=str)
+    with atomic_path(path) as tmp:
+        gdf.to_file(tmp, driver="GeoJSON", engine="pyogrio", **options)
+    return Path(path)
+
+
+def _tags(provenance: dict[str, Any] | None) -> dict[str, str]:
+    if not provenance:
+        return {}
+    return {f"LANDUSE_{k.upper()}": v if isinstance(v, str) else json.dumps(v, default=str) for k, v in provenance.items()}
+
+
+def _write_cog(path: Path, array: np.ndarray, grid: PlotGrid, nodata: float, setup: Any, resampling: str) -> None:
+    """Write ``array`` (bands, h, w) on ``grid`` as a Cloud-Optimized GeoTIFF via GDAL's COG driver."""
+    import rasterio
+    import rasterio.shutil
+    from rasterio.io import MemoryFile
+
+    profile = dict(
+        driver="GTiff",
+        width=grid.width,
+        height=grid.height,
+        count=array.shape[0],
+        dtype=array.dtype,
+        crs=grid.crs,
+        transform=grid.transform,
+        nodata=nodata,
+    )
+    with MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            dst.write(array)
+            setup(dst)
+        with mem.open() as src, atomic_path(path) as tmp:
+            rasterio.shutil.copy(
+                src,
+                tmp,
+                driver="COG",
+                BLOCKSIZE=256,
+                COMPRESS="DEFLATE",
+                RESAMPLING=resampling,
+                OVERVIEWS="AUTO",
+            )
+
+
+def write_class_raster(
+    path: str | Path,
+    grid: PlotGrid,
+    class_index: np.ndarray,
+    labels: Sequence[str],
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """One pixel per plot: uint8 class index (255 = not classified), a colour table with the
+    class colours, class names in the tags (``CLASS_NAMES`` JSON list, ``CLASS_<i>``), as a COG."""
+    if class_index.shape != grid.shape:
+        raise ValueError(f"class array {class_index.shape} is not the grid's shape {grid.shape}")
+    if len(labels) >= CLASS_NODATA:
+        raise ValueError(f"{len(labels)} classes do not fit a uint8 raster with nodata {CLASS_NODATA}")
+    data = np.where(class_index < 0, CLASS_NODATA, class_index).astype(np.uint8)[None]
+    colours = class_colours(labels)
+
+    def setup(dst: Any) -> None:
+        cmap = {i: (*rgb, 255) for i, rgb in enumerate(colours)}
+        cmap[CLASS_NODATA] = (0, 0, 0, 0)
+        dst.write_colormap(1, cmap)
+        dst.set_band_description(1, "class_index")
+        dst.update_tags(CLASS_NAMES=json.dumps(list(labels)), NODATA_MEANS="not classified", **_tags(provenance))
+        dst.update_tags(1, **{f"CLASS_{i}": name for i, name in enumerate(labels)})
+
+    _write_cog(Path(path), data, grid, CLASS_NODATA, setup, "NEAREST")
+    return Path(path)
+
+
+def write_probability_raster(
+    path: str | Path,
+    grid: PlotGrid,
+    probabilities: np.ndarray,
+    labels: Sequence[str],
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """One pixel per plot, one float32 band per class (band i+1 = probability of ``labels[i]``),
+    NaN where not classified, as a COG."""
+    if probabilities.shape != (len(labels), *grid.shape):
+        raise ValueError(f"probability array {probabilities.shape} is not (classes, *grid shape)")
+
+    def setup(dst: Any) -> None:
+        for i, name in enumerate(labels):
+            dst.set_band_description(i + 1, f"prob_{name}")
+            dst.update_tags(i + 1, CLASS_NAME=name)
+        dst.update_tags(CLASS_NAMES=json.dumps(list(labels)), **_tags(provenance))
+
+    _write_cog(Path(path), probabilities.astype(np.float32), grid, float("nan"), setup, "AVERAGE")
+    return Path(path)
