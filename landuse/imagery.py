@@ -630,7 +630,7 @@ class Scene:
         from rasterio.warp import reproject, transform_bounds
 
         ds = open_dataset(f.path)
-        dst_transform = target.transform * Affine.translation(c0, r0)
+        dst_transform = target.transform @ Affine.translation(c0, r0)
         h, w = r1 - r0, c1 - c0
         x0, y1 = dst_transform * (0, 0)
         x1, y0 = dst_transform * (w, h)
@@ -660,7 +660,7 @@ class Scene:
             resampling = Resampling.nearest  # native resolution: no resampling happens
         data = ds.read(list(f.rgb), window=window, out_shape=(3, *shape), resampling=resampling)
         valid = _read_valid(ds, f, window, shape)
-        src_transform = ds.window_transform(window) * Affine.scale((wc1 - wc0) / shape[1], (wr1 - wr0) / shape[0])
+        src_transform = ds.window_transform(window) @ Affine.scale((wc1 - wc0) / shape[1], (wr1 - wr0) / shape[0])
         work = np.float32 if data.dtype.kind == "f" else data.dtype
         stack = np.empty((4, *shape), dtype=work)
         stack[:3] = data
@@ -688,7 +688,7 @@ class Scene:
         idx = self.check_overlap(grid)
         k = max(1, min(samples, int(math.sqrt(16_000_000 / grid.size))))
         target_valid = np.zeros((grid.height * k, grid.width * k), dtype=bool)
-        transform = grid.transform * Affine.scale(1.0 / k)
+        transform = grid.transform @ Affine.scale(1.0 / k)
         bboxes = self.bboxes(grid.crs)
         for i in idx:
             self._coverage_into(self._files[i], bboxes[i], grid.crs, transform, target_valid)
@@ -706,7 +706,7 @@ class Scene:
         scale = max(1.0, max(f.width, f.height) / side)
         shape = (max(1, round(f.height / scale)), max(1, round(f.width / scale)))
         valid = _read_valid(ds, f, None, shape).astype(np.uint8)
-        src_transform = f.transform * Affine.scale(f.width / shape[1], f.height / shape[0])
+        src_transform = f.transform @ Affine.scale(f.width / shape[1], f.height / shape[0])
         dst = np.zeros((r1 - r0, c1 - c0), dtype=np.uint8)
         reproject(
             valid,
@@ -714,7 +714,7 @@ class Scene:
             src_transform=src_transform,
             src_crs=f.crs,
             src_nodata=0,
-            dst_transform=transform * Affine.translation(c0, r0),
+            dst_transform=transform @ Affine.translation(c0, r0),
             dst_crs=crs,
             dst_nodata=0,
             resampling=Resampling.nearest,
