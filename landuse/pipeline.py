@@ -420,7 +420,7 @@ class _Reporter:
 
     def say(self, text: str) -> None:
         if self.console is not None:
-            self.console.print(text, markup=False, highlight=False)
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def progress(self, total: int) -> Any:
         from contextlib import nullcontext

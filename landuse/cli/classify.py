@@ -1,0 +1,81 @@
+"""``landuse classify``: classify every plot of one period's imagery into a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from landuse.errors import InputError
+
+
+def _parse_bands(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        bands = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise InputError(f"--bands {value!r} is not a list of band numbers; give e.g. 1,2,3") from None
+    if len(bands) != 3 or min(bands) < 1:
+        raise InputError(f"--bands {value!r} must name three 1-based bands (R,G,B), e.g. 1,2,3")
+    return bands
+
+
+@click.command("classify")
+@click.argument("imagery", nargs=-1, required=True)
+@click.option("--period", required=True, help="Name of the period (e.g. 2016 or 2018-07-16).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--model", default="default", show_default=True, help="Custom Vision export (zip/folder), .onnx file or 'default'.")
+@click.option("--aoi", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Only plots whose centre is inside this polygon file.")
+@click.option("--grid", "grid_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Plot grid (grid.json) to use; keeps periods comparable.")
+@click.option("--plot-size", default=224.0, show_default=True, type=float, help="Plot side in metres (new grids only).")
+@click.option("--min-valid", default=0.9, show_default=True, type=float, help="Smallest valid-pixel fraction to classify a plot.")
+@click.option("--scheduler", default="local", show_default=True, help="local | threads | synchronous | tcp://HOST:8786.")
+@click.option("--workers", type=int, help="Worker processes / threads (default: the cores available).")
+@click.option("--chunk-plots", default=256, show_default=True, type=int, help="Plots per task (contiguous).")
+@click.option("--batch-size", default=8, show_default=True, type=int, help="Plots per model call.")
+@click.option("--bands", help="Source bands for R,G,B (1-based), e.g. 1,2,3.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing, different run in --out.")
+@click.pass_context
+def command(
+    ctx: click.Context,
+    imagery: tuple[str, ...],
+    period: str,
+    out: Path,
+    model: str,
+    aoi: Path | None,
+    grid_file: Path | None,
+    plot_size: float,
+    min_valid: float,
+    scheduler: str,
+    workers: int | None,
+    chunk_plots: int,
+    batch_size: int,
+    bands: str | None,
+    overwrite: bool,
+) -> None:
+    """Classify every plot of IMAGERY (one period) into the run directory --out.
+
+    Writes plots.parquet, plots.geojson, classes.tif, probabilities.tif and summary.json. A
+    rerun resumes an interrupted run; a finished run is not recomputed.
+    """
+    from landuse.pipeline import classify_imagery
+
+    quiet = bool((ctx.obj or {}).get("quiet"))
+    classify_imagery(
+        list(imagery),
+        out,
+        period=period,
+        model=model,
+        aoi=aoi,
+        grid_file=grid_file,
+        plot_size_m=plot_size,
+        bands=_parse_bands(bands),
+        min_valid=min_valid,
+        chunk_plots=chunk_plots,
+        batch_size=batch_size,
+        scheduler=scheduler,
+        workers=workers,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
