@@ -1,0 +1,54 @@
+"""`landuse predict MODEL IMAGE...`: tag / probability per image, like the portal's Quick Test."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+
+@click.command("predict")
+@click.argument("model")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the N most probable tags.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (Custom Vision's tagName / probability).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads (default 1).")
+def command(model: str, images: tuple[Path, ...], top: int | None, as_json: bool, threads: int | None) -> None:
+    """Classify IMAGE files (PNG, JPEG, BMP, GeoTIFF) with MODEL ('default', an export zip / folder or .onnx).
+
+    Each image is resized (bilinear) to the model's input size and classified whole.
+    """
+    from landuse.classify.base import load_classifier
+    from landuse.training.dataset import load_image
+
+    clf = load_classifier(model, **({"threads": threads} if threads else {}))
+    size = tuple(clf.input_size)
+    probs = np.concatenate([
+        clf.predict(np.stack([load_image(p, size=size) for p in images[i:i + 32]]))
+        for i in range(0, len(images), 32)
+    ])
+    results = []
+    for path, row in zip(images, probs, strict=True):
+        order = np.argsort(-row, kind="stable")[: top or len(row)]
+        results.append({
+            "file": str(path),
+            "predictions": [{"tagName": clf.labels[i], "probability": round(float(row[i]), 6)} for i in order],
+        })
+    if as_json:
+        doc = {"model": {"id": clf.model_id, "hash": clf.model_hash, "backend": clf.backend}, "images": results}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for res in results:
+        t = Table(title=str(res["file"]), title_justify="left")
+        t.add_column("Tag")
+        t.add_column("Probability", justify="right")
+        for p in res["predictions"]:
+            t.add_row(p["tagName"], f"{100.0 * p['probability']:.1f}%")
+        console.print(t)
