@@ -1,0 +1,112 @@
+"""(Re)train the bundled default model and its checks.
+
+    python -m landuse.training.default_model [--data DIR] [--out DIR] [--skip-train] [--skip-lco]
+
+1. ``landuse train DATA --backend local --folds 5 --int8 --epochs 7 --seed 0`` equivalent:
+   5-fold cross-validation (fp32 and int8, colour-shift robustness), then a final model on all
+   images exported to ``landuse/models/default`` (int8 if within 1 point of fp32 in CV);
+   the full report goes to ``benchmarks/results/default_model_cv.json``.
+2. Leave-county-out checks (file names carry the county: ``ca025`` Imperial, ``ca037`` Los Angeles):
+   train without one county's Developed plots and measure how many of them are still called
+   Developed -> ``benchmarks/results/default_model_lco.json``.
+
+DATA defaults to ``../shared/data/aerialsmall/train`` beside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "aerialsmall" / "train"
+DEFAULT_OUT = ROOT / "landuse" / "models" / "default"
+RESULTS = ROOT / "benchmarks" / "results"
+EPOCHS = 7
+SEED = 0
+
+
+def county_of(name: str) -> str:
+    """The county code in an AerialSmall file name (``..._ca025_2016_...`` -> ``ca025``), or ``?``."""
+    m = re.search(r"_([a-z]{2}\d{3})_", name)
+    return m.group(1) if m else "?"
+
+
+def leave_county_out(data: Path, epochs: int, seed: int, say: Any) -> dict[str, Any]:
+    """Train without one county's Developed plots; report how those held-out plots are classified."""
+    from landuse.training.dataset import TagDataset
+    from landuse.training.local import TrainConfig, colour_shifts, fit, load_arrays, predict_probs
+
+    cfg = TrainConfig(epochs=epochs, seed=seed)
+    ds = TagDataset.open(data)
+    x, y = load_arrays(ds, cfg.image_size)
+    counties = np.array([county_of(p.name) for p, _ in ds.items])
+    dev = ds.tags.index("Developed")
+    out: dict[str, Any] = {"epochs": epochs, "seed": seed, "labels": ds.tags, "checks": []}
+    for held_county in ("ca037", "ca025"):
+        test = np.flatnonzero((y == dev) & (counties == held_county))
+        train = np.setdiff1d(np.arange(len(y)), test)
+        say(f"leave-county-out: Developed {held_county} held out ({len(test)}), train {len(train)}")
+        fr = fit(x[train], y[train], len(ds.tags), cfg, progress=say)
+        shifts = {}
+        for name, fn in colour_shifts().items():
+            probs = predict_probs(fr.model, fn(x[test]), cfg.image_size)
+            shifts[name] = float((probs.argmax(1) == dev).mean())
+        probs = predict_probs(fr.model, x[test], cfg.image_size)
+        pred = probs.argmax(1)
+        out["checks"].append({
+            "held_out": f"Developed plots of {held_county}",
+            "train_counts": {t: int((y[train] == i).sum()) for i, t in enumerate(ds.tags)},
+            "n_test": len(test),
+            "developed_recall": float((pred == dev).mean()),
+            "predicted_as": {t: int((pred == i).sum()) for i, t in enumerate(ds.tags)},
+            "developed_recall_under_shift": shifts,
+            "train_seconds": fr.seconds,
+        })
+        say(json.dumps(out["checks"][-1]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the default-model training and checks; see the module docstring."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--skip-lco", action="store_true")
+    args = ap.parse_args(argv)
+
+    def say(msg: str) -> None:
+        print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if not args.skip_train:
+        import os
+
+        from landuse.training.local import TrainConfig, train_local
+
+        os.chdir(ROOT)  # record the dataset path relative to the repository, not this machine's layout
+        data = Path(os.path.relpath(args.data.resolve(), ROOT))
+        cmd = (f"landuse train {data} --backend local --out landuse/models/default --folds 5 --int8 --epochs {args.epochs} "
+               f"--seed {args.seed} --overwrite")
+        rep = train_local(data, args.out, TrainConfig(epochs=args.epochs, folds=5, int8=True, seed=args.seed),
+                          overwrite=True, progress=say, command=cmd,
+                          report_path=RESULTS / "default_model_cv.json")
+        say(f"exported {rep['precision']} model to {args.out}; {rep.get('int8_decision')}")
+    if not args.skip_lco:
+        res = leave_county_out(args.data, args.epochs, args.seed, say)
+        (RESULTS / "default_model_lco.json").write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
