@@ -344,7 +344,7 @@ def compute_stretch(files: Sequence[SourceFile], percentiles: tuple[float, float
 
 def _apply_stretch(data: np.ndarray, stretch: dict | None) -> np.ndarray:
     if stretch is None:
-        return data if data.dtype == np.uint8 else np.clip(data, 0, 255).astype(np.uint8)
+        return data if data.dtype == np.uint8 else np.clip(np.rint(data), 0, 255).astype(np.uint8)
     lo = np.asarray(stretch["low"], dtype=np.float32).reshape(3, *([1] * (data.ndim - 1)))
     hi = np.asarray(stretch["high"], dtype=np.float32).reshape(lo.shape)
     out = (data.astype(np.float32) - lo) * (255.0 / (hi - lo)) + 0.5
@@ -365,8 +365,8 @@ def _read_valid(ds, f: SourceFile, window: Window | None, shape: tuple[int, int]
 def _pixel_range(bounds: Sequence[float], dst_transform: Affine, shape: tuple[int, int], inward: bool) -> tuple[int, int, int, int]:
     """(r0, r1, c0, c1) of destination pixels covering ``bounds`` (outward) or inside it (inward)."""
     minx, miny, maxx, maxy = bounds
-    c_lo, r_lo = ~dst_transform * (minx, maxy)
-    c_hi, r_hi = ~dst_transform * (maxx, miny)
+    c_lo, r_lo = ~dst_transform @ (minx, maxy)
+    c_hi, r_hi = ~dst_transform @ (maxx, miny)
     if inward:
         c0, r0 = math.ceil(c_lo - _EPS), math.ceil(r_lo - _EPS)
         c1, r1 = math.floor(c_hi + _EPS), math.floor(r_hi + _EPS)
@@ -379,14 +379,41 @@ def _pixel_range(bounds: Sequence[float], dst_transform: Affine, shape: tuple[in
 
 def _window_for(f: SourceFile, dst_transform: Affine, r0: int, r1: int, c0: int, c1: int) -> Window:
     """Float source window of destination pixels [r0, r1) x [c0, c1) (same CRS, north-up)."""
-    x0, y0 = dst_transform * (c0, r0)
-    x1, y1 = dst_transform * (c1, r1)
+    x0, y0 = dst_transform @ (c0, r0)
+    x1, y1 = dst_transform @ (c1, r1)
     inv = ~f.transform
-    col0, row0 = inv * (x0, y0)
-    col1, row1 = inv * (x1, y1)
+    col0, row0 = inv @ (x0, y0)
+    col1, row1 = inv @ (x1, y1)
     col0, row0 = max(col0, 0.0), max(row0, 0.0)
     col1, row1 = min(col1, float(f.width)), min(row1, float(f.height))
     return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def _same_size_read(ds, f: SourceFile, window: Window, shape: tuple[int, int]) -> tuple[np.ndarray, Window]:
+    """Read a window as large as the output: an exact copy when it sits on whole source pixels,
+    else a bilinear sub-pixel shift (GDAL's RasterIO would round the offset, moving the image
+    up to half a pixel). Returns the data and the integer window used for the mask."""
+    h, w = shape
+    k0, l0 = math.floor(window.col_off + _EPS), math.floor(window.row_off + _EPS)
+    fx, fy = window.col_off - k0, window.row_off - l0
+    fx, fy = (0.0 if fx < 1e-3 else fx), (0.0 if fy < 1e-3 else fy)
+    if fx > 1 - 1e-3:
+        k0, fx = k0 + 1, 0.0
+    if fy > 1 - 1e-3:
+        l0, fy = l0 + 1, 0.0
+    k0, l0 = min(max(k0, 0), f.width - w), min(max(l0, 0), f.height - h)
+    if fx == 0.0 and fy == 0.0:
+        win = Window(k0, l0, w, h)
+        return ds.read(list(f.rgb), window=win), win
+    ww, hh = min(w + 1, f.width - k0), min(h + 1, f.height - l0)
+    a = ds.read(list(f.rgb), window=Window(k0, l0, ww, hh)).astype(np.float32)
+    if ww < w + 1 or hh < h + 1:
+        a = np.pad(a, ((0, 0), (0, h + 1 - hh), (0, w + 1 - ww)), mode="edge")
+    top = a[:, :h, :w] * (1 - fx) + a[:, :h, 1:] * fx
+    bottom = a[:, 1:, :w] * (1 - fx) + a[:, 1:, 1:] * fx
+    out = top * (1 - fy) + bottom * fy
+    win = Window(min(k0 + round(fx), f.width - w), min(l0 + round(fy), f.height - h), w, h)
+    return out, win
 
 
 class _Target:
@@ -620,7 +647,11 @@ class Scene:
         shape = (r1 - r0, c1 - c0)
         down = target.transform.a > f.res[0] * (1 + 1e-9)
         resampling = Resampling.average if down else Resampling.bilinear
-        data = ds.read(list(f.rgb), window=window, out_shape=(3, *shape), resampling=resampling)
+        if round(window.width) == shape[1] and round(window.height) == shape[0]:
+            # same pixel size: GDAL would copy at a rounded offset, so shift sub-pixel here
+            data, window = _same_size_read(ds, f, window, shape)
+        else:
+            data = ds.read(list(f.rgb), window=window, out_shape=(3, *shape), resampling=resampling)
         valid = _read_valid(ds, f, window, shape)
         target.merge(r0, r1, c0, c1, _apply_stretch(data, self.stretch), valid)
 
@@ -632,8 +663,8 @@ class Scene:
         ds = open_dataset(f.path)
         dst_transform = target.transform @ Affine.translation(c0, r0)
         h, w = r1 - r0, c1 - c0
-        x0, y1 = dst_transform * (0, 0)
-        x1, y0 = dst_transform * (w, h)
+        x0, y1 = dst_transform @ (0, 0)
+        x1, y0 = dst_transform @ (w, h)
         try:
             sb = (x0, y0, x1, y1) if f.crs == target.crs else transform_bounds(target.crs, f.crs, x0, y0, x1, y1, densify_pts=21)
         except Exception:  # noqa: BLE001 - PROJ raises several types
@@ -641,7 +672,7 @@ class Scene:
         if not all(map(math.isfinite, sb)):
             return
         inv = ~f.transform
-        cs, rs = zip(*(inv * (x, y) for x in (sb[0], sb[2]) for y in (sb[1], sb[3])), strict=True)
+        cs, rs = zip(*(inv @ (x, y) for x in (sb[0], sb[2]) for y in (sb[1], sb[3])), strict=True)
         margin = 2
         full_c0, full_c1 = math.floor(min(cs)) - margin, math.ceil(max(cs)) + margin
         full_r0, full_r1 = math.floor(min(rs)) - margin, math.ceil(max(rs)) + margin
@@ -660,7 +691,7 @@ class Scene:
             resampling = Resampling.nearest  # native resolution: no resampling happens
         data = ds.read(list(f.rgb), window=window, out_shape=(3, *shape), resampling=resampling)
         valid = _read_valid(ds, f, window, shape)
-        src_transform = ds.window_transform(window) @ Affine.scale((wc1 - wc0) / shape[1], (wr1 - wr0) / shape[0])
+        src_transform = f.transform @ Affine.translation(wc0, wr0) @ Affine.scale((wc1 - wc0) / shape[1], (wr1 - wr0) / shape[0])
         work = np.float32 if data.dtype.kind == "f" else data.dtype
         stack = np.empty((4, *shape), dtype=work)
         stack[:3] = data
