@@ -319,7 +319,7 @@ def write_imagery(path: Path, grid: PlotGrid, classes: np.ndarray, res_m: float 
     rgb = base[cls % len(base)] + rng.integers(-25, 25, (h, w, 1), dtype=np.int16)
     rgb[np.kron(classes < 0, np.ones((k, k), dtype=bool))] = 0
     data = np.clip(rgb, 0, 255).astype(np.uint8)
-    t = grid.transform * Affine.scale(1.0 / k)
+    t = grid.transform @ Affine.scale(1.0 / k)
     with rasterio.open(
         path, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", crs=grid.crs, transform=t,
         tiled=True, blockxsize=256, blockysize=256, compress="deflate",

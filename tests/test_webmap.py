@@ -239,11 +239,12 @@ def test_report_in_headless_chromium_offline(report, browser):
     assert info["chartBars"] == len(LABELS)
     assert all(r.startswith(("data:", "file:")) for r in info["resources"]), info["resources"]
 
-    # open a change popup: plot id, from -> to, and both thumbnails decoded
+    # open a change popup (centred first, no animation): plot id, from -> to, both thumbnails
     first = feats[0]["properties"]
     popup = browser.execute_script(
         """
-        var l = window.landuseReport.layers.change.getLayers()[0];
+        var R = window.landuseReport, l = R.layers.change.getLayers()[0];
+        R.map.setView(l.getBounds().getCenter(), R.map.getZoom() + 1, {animate: false});
         l.openPopup();
         var el = document.querySelector('.leaflet-popup-content');
         var imgs = Array.from(el.querySelectorAll('.lu-thumbs img'));
@@ -270,3 +271,17 @@ def test_report_in_headless_chromium_offline(report, browser):
 
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+@pytest.mark.browser
+def test_offline_browser_setup_catches_network_requests(pair, browser, tmp_path):
+    """The harness itself: a page that does fetch tiles (--basemap osm) is caught by the same checks."""
+    root, a, b, change = pair
+    r = write_report(a.path, b.path, tmp_path / "online.html", change_dir=change, basemap="osm", thumbnails=False)
+    browser.get_log("browser")  # drop earlier entries
+    browser.get(r.path.as_uri())
+    _wait_ready(browser)
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(function (e) { return e.name; })")
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert any(x.startswith("https://tile.openstreetmap.org/") for x in resources)
+    assert any("ERR_PROXY_CONNECTION_FAILED" in e["message"] for e in errors)

@@ -535,6 +535,13 @@ _JS = """
   map.on('move zoom resize viewreset', clip);
   clip();
 
+  // on a wide window, keep the map clear of the summary panel
+  var sz = map.getSize();
+  if (sz.x > 900) {
+    map.fitBounds(layers.a.getBounds(), {paddingTopLeft: [R.summary.getContainer().offsetWidth + 20, 10],
+                                         paddingBottomRight: [10, 10], animate: false});
+  }
+
   // ready once both class overlays have decoded
   var pending = 2;
   function done() { if (--pending === 0) { R.ready = true; R.readyAt = performance.now(); } }
