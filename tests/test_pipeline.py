@@ -279,3 +279,45 @@ def test_cli_classify_real_rasters_then_rerun_does_nothing(tmp_path, write_raste
                           capture_output=True, text=True, cwd=HERE.parent)
     assert proc.returncode == 1
     assert "parameters.chunk_plots: 16 -> 8" in proc.stderr
+
+
+def test_real_naip_both_dates_on_one_grid(tmp_path):
+    """Real NAIP (5 m, nodata seam, misregistered dates): every plot once, statuses follow the
+    valid fraction measured independently from the file's own mask."""
+
+    from landuse.cli import main
+    from landuse.grid import PlotGrid
+    from tests.conftest import shared_data
+
+    folder = shared_data("rasters", "naip_nd_timeseries")
+    files = sorted(folder.glob("*.tif"))
+    model = _mean_colour_model(tmp_path / "model")
+    grid = PlotGrid.from_rasters(files)
+    grid.save(tmp_path / "grid.json")
+    for f, name in zip(files, ("p2010", "p2018"), strict=True):
+        args = ["classify", str(f), "--period", name, "--out", str(tmp_path / name), "--model", str(model),
+                "--grid", str(tmp_path / "grid.json"), "--scheduler", "threads", "--workers", "2", "--bands", "1,2,3"]
+        assert main(args) == 0
+        df = table(tmp_path / name)
+        assert len(df) == grid.size and not df.duplicated(["row", "col"]).any()
+        # independent valid fraction: the file's mask sampled at the plot's native pixels
+        with rasterio.open(f) as src:
+            mask = src.dataset_mask() > 0
+            inv = ~src.transform
+            fr = np.zeros(len(df))
+            for i, (r, c) in enumerate(zip(df.row, df.col, strict=True)):
+                minx, miny, maxx, maxy = grid.plot_bounds(r, c)
+                xs = np.arange(minx + 2.5, maxx, 5.0)
+                ys = np.arange(maxy - 2.5, miny, -5.0)
+                X, Y = np.meshgrid(xs, ys)
+                cc, rr = inv * (X.ravel(), Y.ravel())
+                rr, cc = np.floor(rr).astype(int), np.floor(cc).astype(int)
+                inside = (rr >= 0) & (rr < src.height) & (cc >= 0) & (cc < src.width)
+                ok = np.zeros(rr.size, bool)
+                ok[inside] = mask[rr[inside], cc[inside]]
+                fr[i] = ok.mean()
+        assert np.abs(df.valid_fraction.to_numpy() - fr).max() < 0.1
+        assert (df.status[fr > 0.97] == "classified").all()
+        assert (df.status[fr < 0.8] != "classified").all()
+        assert (df.status == "classified").sum() > 0.5 * len(df)
+        assert (df.status[fr == 0] == "nodata").all()
