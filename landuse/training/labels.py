@@ -364,8 +364,14 @@ def build_dataset(
     labelled = mask & (pl.label >= 0)
     left_out["no imagery"] = int((labelled & ~covered).sum())
     candidates = {t: int(((pl.label == i) & covered).sum()) for i, t in enumerate(pl.tags)}
-    chosen = balanced_sample(pl.label, len(pl.tags), per_class, seed, eligible=covered & labelled)
-    if chosen.size == 0:
+    if per_class is not None and per_class < 1:
+        raise InputError(f"--per-class {per_class} must be at least 1")
+    # every eligible plot of a tag in a seeded random order: plots whose real read falls short
+    # of min_valid are replaced by the next ones, so a tag still gets per_class chips
+    rng = np.random.default_rng(seed)
+    flat_label = np.where(covered & labelled, pl.label, -1).ravel()
+    queues = [rng.permutation(np.flatnonzero(flat_label == t)) for t in range(len(pl.tags))]
+    if not any(q.size for q in queues):
         raise InputError(
             f"no plot of {grid.describe()} is labelled at purity {purity} with imagery over {min_valid:.0%} of it "
             f"(left out: {left_out}); lower --purity, check --mapping or that {Path(labels_path).name} covers the imagery"
@@ -378,32 +384,38 @@ def build_dataset(
     written = {t: 0 for t in pl.tags}
     features: list[dict] = []
     try:
-        rows, cols = np.unravel_index(chosen, grid.shape)
-        polys = grid.footprints(rows, cols, to_crs="EPSG:4326")
         import shapely
 
-        for r, c, poly in zip(rows.tolist(), cols.tolist(), polys, strict=True):
-            rgb, valid = scene.read_plot(grid, r, c, chip_size)
-            vf = float(valid.mean())
-            if vf < min_valid:
-                left_out["no imagery"] += 1
-                continue
-            tag = pl.tags[int(pl.label[r, c])]
-            pid = grid.plot_id(r, c)
-            rel = f"{tag}/{plot_file_name(pid)}.png"
-            (tmp / tag).mkdir(exist_ok=True)
-            (tmp / rel).write_bytes(encode_png(rgb))
-            written[tag] += 1
-            srcs = scene.files_intersecting(grid.crs, grid.plot_bounds(r, c))
-            props = {
-                "plot_id": pid, "row": r, "col": c, "label": tag, "file": rel, "origin": "landcover",
-                **{f"share_{t}": round(float(pl.shares[i, r, c]), 4) for i, t in enumerate(pl.tags)},
-                "share_unmapped": round(float(pl.unmapped[r, c]), 4),
-                "share_nodata": round(float(pl.nodata[r, c]), 4),
-                "valid_fraction": round(vf, 4),
-                "sources": [names[j] for j in srcs], "label_source": Path(labels_path).name,
-            }
-            features.append({"type": "Feature", "geometry": json.loads(shapely.to_geojson(poly)), "properties": props})
+        for queue in queues:
+            n_t = 0
+            for flat in queue.tolist():
+                if per_class is not None and n_t >= per_class:
+                    break
+                r, c = divmod(int(flat), grid.width)
+                rgb, valid = scene.read_plot(grid, r, c, chip_size)
+                vf = float(valid.mean())
+                if vf < min_valid:
+                    left_out["no imagery"] += 1
+                    continue
+                n_t += 1
+                tag = pl.tags[int(pl.label[r, c])]
+                pid = grid.plot_id(r, c)
+                rel = f"{tag}/{plot_file_name(pid)}.png"
+                (tmp / tag).mkdir(exist_ok=True)
+                (tmp / rel).write_bytes(encode_png(rgb))
+                written[tag] += 1
+                srcs = scene.files_intersecting(grid.crs, grid.plot_bounds(r, c))
+                poly = grid.footprint(r, c, to_crs="EPSG:4326")
+                props = {
+                    "plot_id": pid, "row": r, "col": c, "label": tag, "file": rel, "origin": "landcover",
+                    **{f"share_{t}": round(float(pl.shares[i, r, c]), 4) for i, t in enumerate(pl.tags)},
+                    "share_unmapped": round(float(pl.unmapped[r, c]), 4),
+                    "share_nodata": round(float(pl.nodata[r, c]), 4),
+                    "valid_fraction": round(vf, 4),
+                    "sources": [names[j] for j in srcs], "label_source": Path(labels_path).name,
+                }
+                features.append({"type": "Feature", "geometry": json.loads(shapely.to_geojson(poly)), "properties": props})
+        features.sort(key=lambda f: (f["properties"]["row"], f["properties"]["col"]))
         warnings = [f"tag {t} has {n} chips; Custom Vision needs at least 5 a tag" for t, n in written.items() if 0 < n < 5]
         if pl.unknown_codes:
             codes = ", ".join(str(c) for c in sorted(pl.unknown_codes))
