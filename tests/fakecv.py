@@ -220,13 +220,12 @@ class FakeCustomVision:
                 now = time.time()
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 rec: dict[str, Any] = {"t": now, "path": self.path, "status": None}
+                with fake.lock:
+                    fake.log.append(rec)  # logged on arrival; status filled in below
                 try:
                     self._post(body, rec, now)
                 except (BrokenPipeError, ConnectionResetError):
                     rec["status"] = "client-gone"
-                finally:
-                    with fake.lock:
-                        fake.log.append(rec)
 
             def _post(self, body: bytes, rec: dict[str, Any], now: float) -> None:
                 if self.headers.get("Prediction-Key") != fake.key:
@@ -246,6 +245,8 @@ class FakeCustomVision:
                     rec["status"] = 404
                     self._send(404, {"code": "NotFoundIteration", "message": "Invalid iteration"})
                     return
+                image = _image_from_body(self.headers.get("Content-Type", ""), body)
+                rec["body"] = hashlib.sha256(image or b"").hexdigest()
                 fault = fake._next_fault(now)
                 rec["fault"] = fault
                 if fault == "drop":
@@ -271,7 +272,6 @@ class FakeCustomVision:
                     return
                 if fault == "slow":
                     time.sleep(fake.slow_seconds)
-                image = _image_from_body(self.headers.get("Content-Type", ""), body)
                 try:
                     from PIL import Image
 
