@@ -427,11 +427,17 @@ class _Target:
     def merge(self, r0: int, r1: int, c0: int, c1: int, data: np.ndarray, valid: np.ndarray) -> None:
         """First valid pixel wins."""
         cur = self.valid[r0:r1, c0:c1]
-        new = valid & ~cur
-        if new.any():
-            region = self.rgb[:, r0:r1, c0:c1]
-            region[:, new] = data[:, new]
-            cur |= new
+        region = self.rgb[:, r0:r1, c0:c1]
+        if not cur.any():
+            if valid.all():
+                region[...] = data
+                cur[...] = True
+                return
+            new = valid
+        else:
+            new = valid & ~cur
+        np.copyto(region, data, where=new[None])
+        cur |= new
 
     def full(self, r0: int = 0, r1: int | None = None, c0: int = 0, c1: int | None = None) -> bool:
         return bool(self.valid[r0:r1, c0:c1].all())
