@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +256,7 @@ def test_report_in_headless_chromium_offline(report, browser):
     assert popup["id"] == first["plot_id"] and first["plot_id"] in popup["text"]
     assert f"{first['from']} \u2192 {first['to']}" in popup["text"]
     assert popup["imgs"] == ["data:image/jpeg;base64,"] * 2
+    time.sleep(0.4)  # the popup fades in
     browser.save_screenshot(str(ARTIFACTS / "webmap_popup.png"))
 
     # the swipe clips period A to the left part of the map and B to the right
@@ -285,3 +287,80 @@ def test_offline_browser_setup_catches_network_requests(pair, browser, tmp_path)
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert any(x.startswith("https://tile.openstreetmap.org/") for x in resources)
     assert any("ERR_PROXY_CONNECTION_FAILED" in e["message"] for e in errors)
+
+
+def _mean_colour_model(folder: Path) -> Path:
+    """A tiny Custom Vision-style ONNX export: mean colour -> nearest of three class colours."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    colours = np.array([[200, 170, 120], [40, 140, 40], [200, 40, 40]], dtype=np.float32) / 255.0 * 8.0
+    folder.mkdir()
+    nodes = [
+        helper.make_node("ReduceMean", ["data"], ["means"], axes=[2, 3], keepdims=0),
+        helper.make_node("MatMul", ["means", "W"], ["mw"]),
+        helper.make_node("Add", ["mw", "B"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["model_output"], axis=1),
+    ]
+    w, b = colours.T.copy(), -0.5 * (colours * colours / 8.0).sum(axis=1)
+    graph = helper.make_graph(
+        nodes, "meancolour",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("model_output", TensorProto.FLOAT, ["N", 3])],
+        initializer=[helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel().tolist()),
+                     helper.make_tensor("B", TensorProto.FLOAT, b.shape, b.ravel().tolist())],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    for k, v in {"Image.BitmapPixelFormat": "Rgb8", "Image.NominalPixelRange": "Normalized_0_1"}.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, folder / "model.onnx")
+    (folder / "labels.txt").write_text("Barren\nCultivated\nDeveloped\n")
+    return folder
+
+
+@pytest.mark.browser
+def test_real_naip_classify_change_report_in_chromium(tmp_path, browser):
+    """Real NAIP (North Dakota 2010 / 2018) through `landuse classify`, `change` and `report`:
+    real run store outputs, real change output, thumbnails read from the manifests' imagery."""
+    from landuse.cli import main
+    from landuse.grid import PlotGrid
+    from tests.conftest import shared_data
+
+    files = sorted(shared_data("rasters", "naip_nd_timeseries").glob("*.tif"))
+    model = _mean_colour_model(tmp_path / "model")
+    PlotGrid.from_rasters(files).save(tmp_path / "grid.json")
+    for f, period in zip(files, ("2010", "2018"), strict=True):
+        assert main(["-q", "classify", str(f), "--period", period, "--out", str(tmp_path / period), "--model", str(model),
+                     "--grid", str(tmp_path / "grid.json"), "--scheduler", "synchronous", "--bands", "1,2,3"]) == 0
+    assert main(["-q", "change", str(tmp_path / "2010"), str(tmp_path / "2018"), "--out", str(tmp_path / "ch")]) == 0
+    out = tmp_path / "naip.html"
+    assert main(["-q", "report", str(tmp_path / "2010"), str(tmp_path / "2018"), "--change", str(tmp_path / "ch"),
+                 "--out", str(out), "--basemap", "none"]) == 0
+    feats = _features(tmp_path / "ch")
+    assert feats
+    browser.get_log("browser")
+    browser.get(out.as_uri())
+    _wait_ready(browser)
+    info = browser.execute_script(
+        """var R = window.landuseReport;
+           return {n: R.layers.change.getLayers().length,
+                   imgs: Array.from(document.querySelectorAll('img.lu-classes')).filter(function (i) {
+                       return i.complete && i.naturalWidth > 0; }).length,
+                   thumbs: R.layers.change.getLayers().filter(function (l) {
+                       return /^data:image\\/jpeg;base64,/.test(l.feature.properties.thumb_a || ''); }).length};"""
+    )
+    assert info == {"n": len(feats), "imgs": 2, "thumbs": len(feats)}
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "webmap_naip.png"))
+    # a changed plot's popup shows both real thumbnails
+    browser.execute_script(
+        """var R = window.landuseReport;
+           var l = R.layers.change.getLayers().filter(function (x) { return x.feature.properties.status === 'changed'; })[0]
+                   || R.layers.change.getLayers()[0];
+           R.map.setView(l.getBounds().getCenter(), R.map.getZoom() + 1, {animate: false}); l.openPopup();"""
+    )
+    n_img = browser.execute_script("return document.querySelectorAll('.leaflet-popup-content .lu-thumbs img').length")
+    assert n_img == 2
+    time.sleep(0.4)  # the popup fades in
+    browser.save_screenshot(str(ARTIFACTS / "webmap_naip_popup.png"))
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
