@@ -103,6 +103,15 @@ class ModelRef:
         return factory(self.source, **dict(self.options))
 
 
+def load_customvision(source: str | None = None, **options: Any) -> Any:
+    """Factory of the Custom Vision cloud backend (``source``: config file or None; ``options``:
+    tier / tps / store ...; the pipeline's onnxruntime options are ignored)."""
+    from landuse.classify.customvision import CustomVisionClassifier
+
+    options = {k: v for k, v in options.items() if k not in ("threads", "batch_size")}
+    return CustomVisionClassifier.from_env(source, **options)
+
+
 # Per worker thread: one open scene and one model session (a distributed worker has one thread,
 # so this is once per worker process; the threads scheduler gets one per thread, because
 # sessions' input buffers and rasterio handles are not shared across threads).
@@ -756,6 +765,8 @@ def classify_imagery(
     grid_file: str | Path | None = None,
     plot_size_m: float = 224.0,
     bands: Sequence[int] | None = None,
+    backend: str = "onnx",
+    backend_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> RunResult:
     """``landuse classify``: open the imagery, plan the grid, classify (see :func:`classify_scene`)."""
@@ -765,7 +776,14 @@ def classify_imagery(
         raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
     scene = Scene.open(list(sources), bands=list(bands) if bands else None)
     grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
-    source = None if model is None or str(model) == "default" else str(Path(model).resolve())
+    if backend == "onnx":
+        source = None if model is None or str(model) == "default" else str(Path(model).resolve())
+        ref = ModelRef(source, tuple(sorted((backend_options or {}).items())))
+    elif backend == "customvision":
+        opts = {k: v for k, v in (backend_options or {}).items() if v is not None}
+        ref = ModelRef(None, tuple(sorted(opts.items())), load_customvision)
+    else:
+        raise InputError(f"--backend {backend!r} is not known; use onnx or customvision")
     return classify_scene(
-        scene, grid, ModelRef(source), out, period=period, aoi_mask=mask, aoi_info=aoi_info(aoi), **options
+        scene, grid, ref, out, period=period, aoi_mask=mask, aoi_info=aoi_info(aoi), **options
     )

@@ -321,3 +321,36 @@ def test_real_naip_both_dates_on_one_grid(tmp_path):
         assert (df.status[fr < 0.8] != "classified").all()
         assert (df.status == "classified").sum() > 0.5 * len(df)
         assert (df.status[fr == 0] == "nodata").all()
+
+
+def test_cli_classify_with_custom_vision_backend(tmp_path, write_raster, monkeypatch):
+    """--backend customvision against the fake prediction server on 127.0.0.1: every plot sent
+    once, the key nowhere in the run directory."""
+    from landuse.cli import main
+    from tests.fakecv import FakeCustomVision
+
+    key = "SECRET-pipeline-key-77"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(30, 220, (3, 3 * 32, 4 * 32), dtype=np.uint8)
+    tif = write_raster("cv.tif", rgb, "EPSG:26914", Affine(7.0, 0, 448_000.0, 0, -7.0, 4_704_000.0))
+    with FakeCustomVision(key=key) as fake:
+        monkeypatch.setenv("LANDUSE_CV_PREDICTION_KEY", key)
+        monkeypatch.setenv("LANDUSE_CV_ENDPOINT", fake.endpoint)
+        monkeypatch.setenv("LANDUSE_CV_PROJECT_ID", fake.project_id)
+        monkeypatch.setenv("LANDUSE_CV_PUBLISHED_NAME", fake.published_name)
+        out = tmp_path / "cv"
+        assert main(["classify", str(tif), "--period", "2016", "--out", str(out), "--backend", "customvision",
+                     "--tps", "200", "--scheduler", "threads", "--workers", "2", "--chunk-plots", "4"]) == 0
+        served = dict(fake.served)
+    df = table(out)
+    assert len(df) == 12 and (df.status == "classified").all()
+    assert set(df.label) <= {"Barren", "Cultivated", "Developed"}
+    # 12 plot images once each, plus the probe image each classifier instance sends to read the tags
+    counts = sorted(served.values())
+    assert len(served) == 13 and counts[:12] == [1] * 12
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["backend"] == "customvision"
+    for f in out.rglob("*"):
+        if f.is_file():
+            assert key.encode() not in f.read_bytes(), f

@@ -35,6 +35,11 @@ def _parse_bands(value: str | None) -> list[int] | None:
 @click.option("--chunk-plots", default=256, show_default=True, type=int, help="Plots per task (contiguous).")
 @click.option("--batch-size", default=8, show_default=True, type=int, help="Plots per model call.")
 @click.option("--bands", help="Source bands for R,G,B (1-based), e.g. 1,2,3.")
+@click.option("--backend", type=click.Choice(["onnx", "customvision"]), default="onnx", show_default=True,
+              help="Local ONNX model, or the Custom Vision prediction endpoint (LANDUSE_CV_* settings).")
+@click.option("--tier", type=click.Choice(["F0", "S0"]), help="Custom Vision pricing tier (sets the rate limit).")
+@click.option("--tps", type=float, help="Custom Vision calls per second (overrides the tier's quota).")
+@click.option("--store", is_flag=True, help="Custom Vision: keep the images in the portal (the stored route).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing, different run in --out.")
 @click.pass_context
 def command(
@@ -52,6 +57,10 @@ def command(
     chunk_plots: int,
     batch_size: int,
     bands: str | None,
+    backend: str,
+    tier: str | None,
+    tps: float | None,
+    store: bool,
     overwrite: bool,
 ) -> None:
     """Classify every plot of IMAGERY (one period) into the run directory --out.
@@ -71,6 +80,8 @@ def command(
         grid_file=grid_file,
         plot_size_m=plot_size,
         bands=_parse_bands(bands),
+        backend=backend,
+        backend_options={"tier": tier, "tps": tps, "store": store} if backend == "customvision" else None,
         min_valid=min_valid,
         chunk_plots=chunk_plots,
         batch_size=batch_size,
