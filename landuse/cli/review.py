@@ -1,0 +1,34 @@
+"""`landuse review RUN_DIR --out REVIEW_DIR`: chips of the plots most worth a human look."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("review")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Review folder to write.")
+@click.option("--n", "n", type=int, default=200, show_default=True, help="How many plots.")
+@click.option("--strategy", type=click.Choice(["least-confident", "changed"]), default="least-confident",
+              show_default=True, help="Lowest winning probability first, or changed plots (needs --change).")
+@click.option("--change", "change", type=click.Path(path_type=Path), default=None,
+              help="Output folder of `landuse change` (for --strategy changed).")
+@click.option("--imagery", multiple=True, type=click.Path(path_type=Path),
+              help="Imagery of the run (default: the files its manifest lists).")
+@click.option("--chip-size", type=click.Choice(["224", "256"]), default="256", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
+@click.pass_context
+def command(ctx: click.Context, run_dir: Path, out: Path, n: int, strategy: str, change: Path | None,
+            imagery: tuple[Path, ...], chip_size: str, overwrite: bool) -> None:
+    """Export chips filed under their predicted tag; move each into its true tag's folder, then
+    `landuse dataset --merge REVIEW_DIR --out DATASET_DIR`."""
+    from landuse.training.review import UNSURE, export_review
+
+    res = export_review(run_dir, out, n=n, strategy=strategy, change_dir=change,
+                        imagery=[str(p) for p in imagery] or None, chip_size=int(chip_size), overwrite=overwrite)
+    if not (ctx.obj or {}).get("quiet"):
+        per = ", ".join(f"{t} {k}" for t, k in res.per_tag.items())
+        click.echo(f"wrote {res.chips} chips ({res.strategy}) to {res.out}/: {per}; folders for every tag and {UNSURE}")
+        click.echo(f"move each chip into its true tag's folder, then: landuse dataset --merge {res.out} --out DATASET_DIR")
