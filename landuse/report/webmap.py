@@ -533,6 +533,9 @@ _JS = """
   R.swipe = {range: range, clip: clip, set: function (f) { range.value = f; clip(); }};
   range.addEventListener('input', clip);
   map.on('move zoom resize viewreset', clip);
+  // the divider would cross an open popup: hide it meanwhile (the clip stays)
+  map.on('popupopen', function () { box.style.display = 'none'; });
+  map.on('popupclose', function () { box.style.display = ''; });
   clip();
 
   // on a wide window, keep the map clear of the summary panel
