@@ -40,6 +40,7 @@ import glob
 import math
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio.errors import NodataShadowWarning
 from rasterio.windows import Window
 
 from landuse.errors import InputError, RasterError
@@ -358,7 +360,10 @@ def _read_valid(ds, f: SourceFile, window: Window | None, shape: tuple[int, int]
     """Validity (h, w) of the RGB bands: nodata / alpha / internal masks; valid if any band is."""
     if f.all_valid:
         return np.ones(shape, dtype=bool)
-    m = ds.read_masks(list(f.rgb), window=window, out_shape=(3, *shape), resampling=Resampling.nearest)
+    with warnings.catch_warnings():
+        # 4-band + nodata: rasterio warns that nodata (not band 4) defines the mask - as intended
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        m = ds.read_masks(list(f.rgb), window=window, out_shape=(3, *shape), resampling=Resampling.nearest)
     return m.any(axis=0)
 
 
