@@ -304,3 +304,45 @@ def test_onnx_export_served_equals_local_onnx(tmp_path: Path) -> None:
         assert len(set(np.argmax(expected, axis=1))) > 1  # the images are told apart
     finally:
         stop(served)
+
+
+# ------------------------------------------------------------------------------ pipeline, both backends
+def test_pipeline_customvision_backend_through_serve_matches_onnx(tmp_path: Path, write_raster,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch pipeline with the Custom Vision backend pointed at ``landuse serve`` (serving an
+    ONNX export) labels every plot as the ONNX backend does."""
+    import pyarrow.parquet as pq
+    from affine import Affine
+
+    from landuse.classify.customvision import load_customvision
+    from landuse.grid import PlotGrid
+    from landuse.imagery import Scene
+    from landuse.pipeline import ModelRef, classify_scene
+
+    rng = np.random.default_rng(3)
+    blocks = rng.integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    data = blocks.repeat(14, axis=1).repeat(14, axis=2)  # 112 x 112 px of 10 m: 5 x 5 plots
+    raster = write_raster("scene.tif", data, "EPSG:26914", Affine(10, 0, 448_000, 0, -10, 5_376_000))
+    export = build_mean_colour_export(tmp_path / "export", list(DEFAULT_TAGS))
+    scene = Scene.open([raster])
+    grid = PlotGrid.from_footprints(list(scene.footprints()))
+    served = start_serve([str(export)])
+    try:
+        monkeypatch.setenv("LANDUSE_CV_PREDICTION_KEY", KEY)
+        cv = ModelRef(None, (("endpoint", served.endpoint), ("project_id", PROJECT), ("published_name", "Iteration1"),
+                             ("tps", 100.0), ("cache_dir", str(tmp_path / "cvcache"))), load_customvision)
+        runs = {}
+        for name, ref in (("onnx", ModelRef(str(export))), ("customvision", cv)):
+            res = classify_scene(scene, grid, ref, tmp_path / name, period="p", scheduler="synchronous", quiet=True)
+            runs[name] = pq.read_table(res.outputs["plots.parquet"]).to_pandas().sort_values(["row", "col"])
+    finally:
+        stop(served)
+    a, b = runs["onnx"], runs["customvision"]
+    classified = a["status"] == "classified"
+    assert classified.sum() >= 9
+    assert list(a["label"]) == list(b["label"])  # 100 % agreement
+    assert a.loc[classified, "label"].nunique() > 1
+    for t in DEFAULT_TAGS:
+        np.testing.assert_allclose(a[f"prob_{t}"], b[f"prob_{t}"], atol=1e-6)
+    files = [f for f in (tmp_path / "customvision").rglob("*") if f.is_file()]
+    assert files and all(KEY.encode() not in f.read_bytes() for f in files)  # manifest, outputs

@@ -426,6 +426,15 @@ class CallStats:
     transport_errors: int = 0
     waited: float = 0.0
     by_status: dict[int, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, status: int | None = None, **counts: float) -> None:
+        """Add to counters (thread-safe)."""
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+            if status is not None:
+                self.by_status[status] = self.by_status.get(status, 0) + 1
 
 
 class CustomVisionClassifier:
@@ -616,32 +625,32 @@ class CustomVisionClassifier:
             limiter.acquire(1 if getattr(self._local, "warm", False) else 2)
             if cancel.is_set():
                 raise _Cancelled()
-            self.stats.calls += 1
+            self.stats.add(calls=1)
             try:
                 result = method(c.project_id, c.published_name, io.BytesIO(data), timeout=c.timeout)
                 self._local.warm = True
-                self.stats.by_status[200] = self.stats.by_status.get(200, 0) + 1
+                self.stats.add(200)
                 return [(p.tag_name, p.tag_type or "Regular", float(p.probability)) for p in result.predictions]
             except HttpOperationError as exc:
                 response = exc.response
                 status = int(getattr(response, "status_code", 0) or 0)
                 self._local.warm = True
-                self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+                self.stats.add(status)
                 code = getattr(getattr(exc, "error", None), "code", None)
                 detail = f"{code or getattr(response, 'reason', '') or 'error'}"
                 if status in (401, 403, 404) or not (status == 429 or status == 408 or status >= 500):
                     raise self._fail(status, detail) from None
                 if status == 429:
-                    self.stats.throttled += 1
+                    self.stats.add(throttled=1)
                     delay = self._retry_after(response)
                     delay = self._backoff(attempt) if delay is None else min(delay, c.retry_after_max)
                 else:
-                    self.stats.server_errors += 1
+                    self.stats.add(server_errors=1)
                     delay = self._backoff(attempt)
                 reason = f"{status} {detail}"
             except ClientRequestError as exc:
                 self._local.warm = False  # the connection is gone; the next call opens one
-                self.stats.transport_errors += 1
+                self.stats.add(transport_errors=1)
                 delay = self._backoff(attempt)
                 reason = type(getattr(exc, "inner_exception", exc)).__name__
             except DeserializationError:
@@ -652,8 +661,7 @@ class CustomVisionClassifier:
                     f"Custom Vision endpoint {c.endpoint} still failing after {c.max_retries} retries (last: {reason}); "
                     "try again later or lower --tps"
                 )
-            self.stats.retries += 1
-            self.stats.waited += delay
+            self.stats.add(retries=1, waited=delay)
             log.info("Custom Vision call failed (%s); retry %d in %.2f s", reason, attempt, delay)
             if cancel.wait(delay):
                 raise _Cancelled()
@@ -766,3 +774,12 @@ def _join(tag_type: str, prob: float) -> list:
 
 def _split(value: Any) -> tuple[str, float]:
     return (str(value[0]), float(value[1]))
+
+
+def load_customvision(source: str | Path | None = None, **options: Any) -> CustomVisionClassifier:
+    """Pipeline model factory (``ModelRef(source, options, factory=load_customvision)``):
+    ``source`` is a config file (or ``None``: environment / default file), ``options`` override
+    its settings. The pipeline's own ``threads`` / ``batch_size`` options are ignored."""
+    for name in ("threads", "batch_size"):
+        options.pop(name, None)
+    return CustomVisionClassifier.from_env(source, **options)
