@@ -32,8 +32,9 @@ PLOT_M = 224
 # 224 m grid by (97 m, 61 m) so edge plots are partial.
 _GRID_X0, _GRID_Y0 = 224 * 2834, 224 * 16201
 ORIGIN_OFFSET_M = (97.0, 61.0)
+DEFAULT_PLOTS_X, DEFAULT_PLOTS_Y, DEFAULT_SEED = 7, 5, 2016
 STRIP_ROWS = 512  # rendering / writing strip (a multiple of the 256 px tiles)
-SENSOR_NOISE = 2.5  # +- grey levels of uniform per-pixel noise (shared by the bands)
+SENSOR_NOISE = 1.5  # +- grey levels of uniform per-pixel noise (shared by the bands)
 
 # ------------------------------------------------------------------------------------------------
 # hashing and noise: pure functions of integer lattices and the seed
@@ -161,18 +162,20 @@ def _barren(seed: int, period: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     pink = np.array([194.0, 179.0, 164.0, 200.0])
     base = _mixc(np.tile(sand.astype(np.float32), (n, 1)), grey, np.clip(tone * 1.6 - 0.5, 0, 1))
     base = _mixc(base, pink, np.clip(0.8 - tone * 1.6, 0, 1) * 0.6)
-    mott = (_fbm(seed, 11, x, y, 40.0, 3) - 0.5) * 14.0 + (_noise(seed, 12, x, y, 4.0) - 0.5) * 5.0
+    mott = (_fbm(seed, 11, x, y, 40.0, 3) - 0.5) * 8.0 + (_noise(seed, 12, x, y, 4.0) - 0.5) * 4.0
     base += mott[:, None]
     # washes: sinuous channels where a noise field crosses its median
-    w = np.abs(_fbm(seed, 13, x, y, 260.0, 3) - 0.5)
-    width = 0.006 + 0.01 * _noise(seed, 14, x, y, 120.0)
+    # washes: sinuous channels where a noise field (stretched: they run roughly west-east)
+    # crosses its median
+    w = np.abs(_fbm(seed, 13, x * 0.35, y, 160.0, 3) - 0.5)
+    width = 0.004 + 0.008 * _noise(seed, 14, x, y, 120.0)
     channel = np.clip((width - w) / 0.004, 0, 1)
     bank = np.clip((2.5 * width - w) / (1.5 * width), 0, 1)
     base = _mixc(base, [203.0, 196.0, 184.0, 206.0], channel * 0.8)
     # faint streaks (wind / sheet flow)
-    streak = np.sin((x * 0.8 + y * 0.3) / 7.0 + 6 * _noise(seed, 15, x, y, 80.0)) * 2.0
+    streak = np.sin((x * 0.8 + y * 0.3) / 7.0 + 6 * _noise(seed, 15, x, y, 80.0)) * 1.5
     base += streak[:, None]
-    density = 0.05 + 0.35 * _noise(seed, 16, x, y, 150.0) ** 2 + 0.45 * bank
+    density = 0.04 + 0.3 * _noise(seed, 16, x, y, 150.0) ** 2 + 0.4 * bank
     cover, shadow, pick = _blob_layer(seed, 17, x, y, 5.0, density, 0.5, 1.5)
     shrub = _palette(pick, np.array([[112.0, 104.0, 90.0, 150.0], [132.0, 120.0, 100.0, 160.0], [96.0, 94.0, 84.0, 150.0]]))
     base = _mixc(base, [150.0, 143.0, 133.0, 160.0], shadow * 0.5)
@@ -182,15 +185,15 @@ def _barren(seed: int, period: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 _CROPS = np.array(
     [  # R, G, B, N ; row amplitude
-        [58.0, 80.0, 62.0, 185.0, 3.0],  # dense dark green (alfalfa, sugar beet)
-        [66.0, 90.0, 66.0, 195.0, 4.0],
-        [84.0, 110.0, 76.0, 200.0, 6.0],  # green
-        [104.0, 124.0, 88.0, 175.0, 8.0],  # young / sparse green
-        [122.0, 104.0, 90.0, 100.0, 12.0],  # ploughed brown
-        [104.0, 88.0, 78.0, 85.0, 10.0],  # wet dark soil
-        [150.0, 132.0, 112.0, 125.0, 9.0],  # dry soil
-        [178.0, 160.0, 136.0, 150.0, 4.0],  # fallow tan
-        [160.0, 148.0, 112.0, 145.0, 5.0],  # stubble / hay
+        [58.0, 75.0, 63.0, 185.0, 3.0],  # dense dark green (alfalfa, sugar beet)
+        [68.0, 85.0, 70.0, 195.0, 4.0],
+        [82.0, 99.0, 77.0, 200.0, 5.0],  # green
+        [100.0, 110.0, 88.0, 175.0, 7.0],  # young / sparse green
+        [122.0, 104.0, 92.0, 100.0, 10.0],  # ploughed brown
+        [102.0, 88.0, 80.0, 85.0, 8.0],  # wet dark soil
+        [148.0, 132.0, 115.0, 125.0, 8.0],  # dry soil
+        [176.0, 160.0, 138.0, 150.0, 4.0],  # fallow tan
+        [156.0, 145.0, 118.0, 145.0, 5.0],  # stubble / hay
     ]
 )
 _CROP_P = np.cumsum([0.16, 0.14, 0.16, 0.1, 0.12, 0.07, 0.09, 0.1, 0.06])
@@ -227,7 +230,7 @@ def _cultivated(seed: int, period: int, x: np.ndarray, y: np.ndarray) -> np.ndar
     tr = _rand_cells(seed, 30, fid, cy)
     tp = 25.0 + 15.0 * tr
     t = np.where(along_x, lx, ly) % tp
-    base = _mixc(base, [150.0, 138.0, 118.0, 120.0], (t < 1.2) * (tr < 0.4) * 0.5)
+    base = _mixc(base, [150.0, 138.0, 118.0, 120.0], (t < 1.2) * (tr < 0.4) * 0.3)
     # centre pivot corners: fallow / desert-like soil outside the circle
     outside = pivot & (r > cell / 2 - 8)
     base = _mixc(base, [176.0, 162.0, 140.0, 150.0], outside * 1.0)
@@ -241,7 +244,7 @@ def _cultivated(seed: int, period: int, x: np.ndarray, y: np.ndarray) -> np.ndar
     ditch = np.clip(1.2 - np.abs(e - 7.0), 0, 1) * (_rand_cells(seed, 32, cx, cy) < 0.6)
     base = _mixc(base, [95.0, 100.0, 90.0, 120.0], ditch * 0.7)
     # occasional trees / shrubs along roads
-    cover, shadow, _ = _blob_layer(seed, 33, x, y, 9.0, np.where(e < 12, 0.25, 0.0), 1.5, 3.5)
+    cover, shadow, _ = _blob_layer(seed, 33, x, y, 9.0, np.where(e < 12, 0.06, 0.0), 1.5, 3.5)
     base = _mixc(base, [70.0, 72.0, 60.0, 110.0], shadow * 0.5)
     base = _mixc(base, [62.0, 78.0, 55.0, 170.0], cover)
     return base
@@ -252,6 +255,9 @@ _ROOFS = np.array(
         [118.0, 118.0, 116.0, 110.0],
         [146.0, 144.0, 140.0, 135.0],
         [92.0, 92.0, 95.0, 90.0],
+        [135.0, 135.0, 138.0, 125.0],
+        [162.0, 160.0, 158.0, 150.0],
+        [110.0, 112.0, 118.0, 100.0],
         [168.0, 100.0, 80.0, 130.0],  # terracotta tile
         [150.0, 92.0, 78.0, 120.0],
         [132.0, 108.0, 92.0, 120.0],  # brown shingle
@@ -262,11 +268,11 @@ _ROOFS = np.array(
 )
 _LAWNS = np.array(
     [
-        [88.0, 108.0, 70.0, 190.0],
-        [100.0, 116.0, 78.0, 180.0],
-        [140.0, 134.0, 104.0, 150.0],  # dry
-        [158.0, 146.0, 120.0, 150.0],  # dirt / gravel
-        [118.0, 120.0, 92.0, 165.0],
+        [92.0, 104.0, 76.0, 190.0],
+        [104.0, 112.0, 84.0, 180.0],
+        [132.0, 128.0, 106.0, 150.0],  # dry
+        [150.0, 144.0, 128.0, 150.0],  # dirt / gravel / patio
+        [116.0, 116.0, 96.0, 165.0],
     ]
 )
 
@@ -287,7 +293,7 @@ def _developed(seed: int, period: int, x: np.ndarray, y: np.ndarray, new: np.nda
     sidewalk = ((a >= street) & (a < street + 1.6)) | ((b >= street) & (b < street + 1.6)) | (a > bx - 1.6) | (b > by - 1.6)
     # lots: two rows back to back, lot width per block
     depth = (by - street) / 2
-    lotw = 14.0 + 5.0 * _rand_cells(seed, 42, bxi, byi)
+    lotw = 13.0 + 4.0 * _rand_cells(seed, 42, bxi, byi)
     aa = a - street
     bb = b - street
     row = (bb > depth).astype(np.int64)
@@ -301,13 +307,16 @@ def _developed(seed: int, period: int, x: np.ndarray, y: np.ndarray, new: np.nda
     base = (lawn + ((_noise(seed, 44, x, y, 3.0) - 0.5) * 12)[:, None]).astype(np.float32)
     # house: front setback 5-8 m, depth 12-18 m, side yards 1.5-2.5 m
     front = 5.0 + 3.0 * lot_r[1]
-    hd = 12.0 + 6.0 * lot_r[2]
-    side = 1.5 + 1.0 * lot_r[3]
+    hd = 13.0 + 7.0 * lot_r[2]
+    side = 1.0 + 0.8 * lot_r[3]
     drive_left = lot_r[4] < 0.5
     dw = 3.2
     hx0 = np.where(drive_left, side + dw, side)
     hx1 = np.where(drive_left, lotw - side, lotw - side - dw)
     house = (lu > hx0) & (lu < hx1) & (lv > front) & (lv < front + hd)
+    # garage / granny flat at the back of half the lots
+    back = (lot_r[7] > 0.5) & (lu > lotw - side - 6.5) & (lu < lotw - side) & (lv > front + hd + 5) & (lv < front + hd + 11)
+    house |= back & ~new
     shadow = (lu - 2.0 > hx0) & (lu - 2.0 < hx1) & (lv - 2.0 > front) & (lv - 2.0 < front + hd) & ~house
     drive = np.where(drive_left, lu < side + dw, lu > lotw - side - dw) & (lu > 0.3) & (lu < lotw - 0.3) & (lv < front + hd)
     pool = (lot_r[5] < np.where(new, 0.05, 0.18)) & (lv > front + hd + 3) & (lv < front + hd + 8) & (np.abs(lu - lotw / 2) < 3)
@@ -329,8 +338,8 @@ def _developed(seed: int, period: int, x: np.ndarray, y: np.ndarray, new: np.nda
     graded = new & (lot_r[7] < 0.15)
     base = _mixc(base, [188.0, 172.0, 150.0, 165.0], graded * 1.0)
     # trees: yards and parkways, fewer and smaller in new subdivisions
-    tp = np.where(new, 0.1, 0.42)
-    tc, ts, tpick = _blob_layer(seed, 46, x, y, 9.0, tp, 1.5, 4.2)
+    tp = np.where(new, 0.1, 0.5)
+    tc, ts, tpick = _blob_layer(seed, 46, x, y, 8.0, tp, 1.5, 3.8)
     tc = np.where(new, tc * 0.7, tc)
     base = _mixc(base, [52.0, 56.0, 50.0, 70.0], ts * 0.8 * ~house)
     t = np.flatnonzero(tc > 0)
@@ -368,7 +377,7 @@ class SampleLayout:
     crs: str = DEFAULT_CRS
 
 
-def make_layout(plots_x: int = 10, plots_y: int = 8, seed: int = 0) -> SampleLayout:
+def make_layout(plots_x: int = DEFAULT_PLOTS_X, plots_y: int = DEFAULT_PLOTS_Y, seed: int = DEFAULT_SEED) -> SampleLayout:
     """Raster extent (``plots_x`` x ``plots_y`` plots of imagery, off the grid) and plot classes."""
     if plots_x < 3 or plots_y < 3:
         raise InputError(f"--plots-x/--plots-y must be at least 3, got {plots_x} x {plots_y}")
@@ -395,10 +404,10 @@ def make_layout(plots_x: int = 10, plots_y: int = 8, seed: int = 0) -> SampleLay
         jag = (_rand(seed, 5 + t, rr, cc) - 0.5) * 0.8
         d = np.hypot(rr + 0.5 - tr, (cc + 0.5 - tc) * 0.9) + jag
         c16[d < r0] = DEVELOPED
-        # growth: 1.2 plots outward, mostly in two sectors (along roads)
+        # growth: about one plot outward, in two sectors (along roads)
         ang = np.arctan2(rr + 0.5 - tr, cc + 0.5 - tc)
-        sector = (np.cos(ang - 2 * np.pi * _rand(seed, 6, t)[()]) > 0.2) | (np.cos(ang - 0.5) > 0.5)
-        c22[(d < r0) | ((d < r0 + 1.4) & sector)] = DEVELOPED
+        sector = (np.cos(ang - 2 * np.pi * _rand(seed, 6, t)[()]) > 0.5) | (np.cos(ang - 0.3) > 0.7)
+        c22[(d < r0) | ((d < r0 + 1.1) & sector)] = DEVELOPED
     c22 = np.where(c16 == DEVELOPED, DEVELOPED, c22).astype(np.uint8)
     new_dev = (c22 == DEVELOPED) & (c16 != DEVELOPED)
     return SampleLayout(transform, width, height, grid, (c16, c22), new_dev)
@@ -406,7 +415,7 @@ def make_layout(plots_x: int = 10, plots_y: int = 8, seed: int = 0) -> SampleLay
 
 def _nodata_corner(rows: np.ndarray, cols: np.ndarray, width: int, height: int) -> np.ndarray:
     """True in the nodata triangle at the bottom-right corner (a quarter-quad edge)."""
-    return (width - cols) + (height - rows) < 0.22 * min(width, height) + 0.12 * max(width, height)
+    return (width - cols) + (height - rows) < 0.15 * min(width, height) + 0.06 * max(width, height)
 
 
 def _render_strip(layout: SampleLayout, seed: int, period: int, row0: int, nrows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -541,9 +550,9 @@ def write_raster(layout: SampleLayout, seed: int, period: int, path: Path, year:
 
 def generate(
     out_dir: str | Path,
-    plots_x: int = 10,
-    plots_y: int = 8,
-    seed: int = 0,
+    plots_x: int = DEFAULT_PLOTS_X,
+    plots_y: int = DEFAULT_PLOTS_Y,
+    seed: int = DEFAULT_SEED,
     years: tuple[int, int] = (2016, 2022),
     overwrite: bool = False,
 ) -> SampleSet:
