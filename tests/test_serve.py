@@ -312,17 +312,13 @@ def test_pipeline_customvision_backend_through_serve_matches_onnx(tmp_path: Path
     """The batch pipeline with the Custom Vision backend pointed at ``landuse serve`` (serving an
     ONNX export) labels every plot as the ONNX backend does."""
     import pyarrow.parquet as pq
-    from affine import Affine
 
     from landuse.classify.customvision import load_customvision
     from landuse.grid import PlotGrid
     from landuse.imagery import Scene
     from landuse.pipeline import ModelRef, classify_scene
 
-    rng = np.random.default_rng(3)
-    blocks = rng.integers(0, 256, (3, 8, 8), dtype=np.uint8)
-    data = blocks.repeat(14, axis=1).repeat(14, axis=2)  # 112 x 112 px of 10 m: 5 x 5 plots
-    raster = write_raster("scene.tif", data, "EPSG:26914", Affine(10, 0, 448_000, 0, -10, 5_376_000))
+    raster = _blocky_raster(write_raster)
     export = build_mean_colour_export(tmp_path / "export", list(DEFAULT_TAGS))
     scene = Scene.open([raster])
     grid = PlotGrid.from_footprints(list(scene.footprints()))
@@ -346,3 +342,41 @@ def test_pipeline_customvision_backend_through_serve_matches_onnx(tmp_path: Path
         np.testing.assert_allclose(a[f"prob_{t}"], b[f"prob_{t}"], atol=1e-6)
     files = [f for f in (tmp_path / "customvision").rglob("*") if f.is_file()]
     assert files and all(KEY.encode() not in f.read_bytes() for f in files)  # manifest, outputs
+
+
+def _blocky_raster(write_raster) -> Path:
+    from affine import Affine
+
+    rng = np.random.default_rng(3)
+    blocks = rng.integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    data = blocks.repeat(14, axis=1).repeat(14, axis=2)  # 112 x 112 px of 10 m: 5 x 5 plots
+    return write_raster("scene.tif", data, "EPSG:26914", Affine(10, 0, 448_000, 0, -10, 5_376_000))
+
+
+def test_parity_command_onnx_vs_serve(tmp_path: Path, write_raster, monkeypatch: pytest.MonkeyPatch) -> None:
+    from landuse.cli import main
+
+    raster = _blocky_raster(write_raster)
+    export = build_mean_colour_export(tmp_path / "export", list(DEFAULT_TAGS))
+    monkeypatch.setenv("LANDUSE_CV_PREDICTION_KEY", KEY)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    reports = {}
+    for served_model in (str(export), "py:tests.fakecv:make_colour_classifier"):
+        served = start_serve([served_model])
+        try:
+            out = tmp_path / f"parity{len(reports)}.json"
+            code = main(["parity", "--model", str(export), "--endpoint", served.endpoint, "--project-id", PROJECT,
+                         "--published-name", "Iteration1", "--sample", "12", "--tps", "100", "--json", str(out),
+                         str(raster)])
+            assert code == 0
+            reports[served_model] = json.loads(out.read_text())
+        finally:
+            stop(served)
+    same = reports[str(export)]
+    assert same["plots"] == 12 and same["agreement"] == 1.0 and same["max_abs_prob_diff"] < 1e-6
+    assert same["disagreements"] == []
+    other = reports["py:tests.fakecv:make_colour_classifier"]  # a different model behind the endpoint
+    assert other["max_abs_prob_diff"] > 0.01
+    assert other["disagreements"] and other["agreement"] < 1
+    assert len(other["disagreements"]) == round((1 - other["agreement"]) * 12)
+    assert all(d["plot_id"].startswith("EPSG:26914/224/") for d in other["disagreements"])

@@ -110,7 +110,7 @@ class CustomVisionConfig:
     tps: float | None = None  # overrides the tier's quota
     headroom: float = 0.97  # fraction of the quota the limiter aims at
     share: float = 1.0  # fraction of the quota this machine may use (remote clusters: 1/n)
-    concurrency: int | None = None  # threads in flight; default: the quota rounded up, 2..32
+    concurrency: int | None = None  # threads in flight; default: half the rate (2..32)
     image_format: str = "png"  # "png" (lossless) or "jpeg"
     jpeg_quality: int = 95
     timeout: float = 30.0  # seconds per call
@@ -159,7 +159,8 @@ class CustomVisionConfig:
         """Concurrent calls in flight."""
         if self.concurrency is not None:
             return max(1, int(self.concurrency))
-        return int(min(32, max(2, math.ceil(self.rate))))
+        # enough for the quota at up to ~0.5 s a call; more threads only add new connections
+        return int(min(32, max(2, math.ceil(self.rate * 0.5))))
 
     @property
     def identity(self) -> str:
