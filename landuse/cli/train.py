@@ -1,0 +1,81 @@
+"""`landuse train DATASET_DIR --backend local --out MODEL_DIR`: transfer learning + Custom Vision export."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from landuse.errors import InputError
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100.0 * v:.1f}%"
+
+
+def _print_metrics(title: str, m: dict) -> None:
+    click.echo(f"{title}: accuracy {_pct(m.get('accuracy'))}, precision {_pct(m.get('precision'))}, "
+               f"recall {_pct(m.get('recall'))}, mAP {_pct(m.get('map'))}")
+    for t in m.get("per_tag", []):
+        click.echo(f"  {t['tag']:<16} P {_pct(t['precision']):>7}  R {_pct(t['recall']):>7}  "
+                   f"AP {_pct(t['ap']):>7}  ({t['images']} images)")
+
+
+@click.command("train")
+@click.argument("dataset_dir", type=click.Path(path_type=Path))
+@click.option("--backend", type=click.Choice(["local"]), default="local", show_default=True,
+              help="local: transfer learning on this CPU (the 'train' extra).")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="Model folder to write (Custom Vision export layout).")
+@click.option("--epochs", type=int, default=8, show_default=True, help="Epochs (the first is a head warm-up).")
+@click.option("--folds", type=int, default=0, show_default=True,
+              help="K-fold cross-validation (>= 2), then a final model on all images.")
+@click.option("--val-split", type=float, default=0.2, show_default=True,
+              help="Held-out fraction per tag for early stopping when --folds is not given.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--int8", is_flag=True, help="Also quantise (static QDQ int8); export it if within 1 point of fp32.")
+@click.option("--image-size", type=int, default=224, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True, help="torch / onnxruntime threads (1-2).")
+@click.option("--report", "report", type=click.Path(path_type=Path), default=None,
+              help="Write the full training report (JSON) here.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
+def command(dataset_dir: Path, backend: str, out: Path, epochs: int, folds: int, val_split: float,
+            seed: int, int8: bool, image_size: int, batch_size: int, threads: int, report: Path | None,
+            overwrite: bool) -> None:
+    """Train a classifier from DATASET_DIR (one folder per tag) and export it to --out."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise InputError("local training needs torch; pip install 'landuse[train]'") from exc
+    from landuse.training.local import TrainConfig, train_local
+
+    if report is not None and report.exists() and not overwrite:
+        from landuse.errors import OutputExistsError
+
+        raise OutputExistsError(f"report {report} exists; pass --overwrite or choose another --report")
+    cfg = TrainConfig(epochs=epochs, folds=folds, val_split=val_split, seed=seed, int8=int8,
+                      image_size=image_size, batch_size=batch_size, threads=threads)
+    cmd = "landuse " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+    rep = train_local(dataset_dir, out, cfg, overwrite=overwrite, progress=click.echo, command=cmd,
+                      report_path=report)
+    section = rep.get("cv") or rep.get("validation")
+    if section:
+        kind = f"{rep['cv']['folds']}-fold cross-validation" if "cv" in rep else "validation split"
+        _print_metrics(f"{kind}, fp32", section["fp32"])
+        if "int8" in section:
+            _print_metrics(f"{kind}, int8", section["int8"])
+        shifts = section.get("colour_shift_accuracy")
+        if shifts:
+            click.echo("accuracy under colour / blur shifts: "
+                       + ", ".join(f"{k} {_pct(v)}" for k, v in shifts.items()))
+    if rep.get("int8_decision"):
+        click.echo(rep["int8_decision"])
+    click.echo(f"wrote {rep['precision']} model to {out}")
+    if report is not None:
+        click.echo(f"report: {report}")
+    else:
+        click.echo(json.dumps({"out": str(out), "precision": rep["precision"]}))
