@@ -307,40 +307,36 @@ def test_onnx_export_served_equals_local_onnx(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ pipeline, both backends
-def test_pipeline_customvision_backend_through_serve_matches_onnx(tmp_path: Path, write_raster,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """The batch pipeline with the Custom Vision backend pointed at ``landuse serve`` (serving an
-    ONNX export) labels every plot as the ONNX backend does."""
+def test_classify_backend_customvision_through_serve_matches_onnx(tmp_path: Path, write_raster,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``landuse classify --backend customvision`` pointed at ``landuse serve`` (serving an ONNX
+    export) labels every plot as ``landuse classify`` with the ONNX export does."""
     import pyarrow.parquet as pq
 
-    from landuse.classify.customvision import load_customvision
-    from landuse.grid import PlotGrid
-    from landuse.imagery import Scene
-    from landuse.pipeline import ModelRef, classify_scene
+    from landuse.cli import main
 
     raster = _blocky_raster(write_raster)
     export = build_mean_colour_export(tmp_path / "export", list(DEFAULT_TAGS))
-    scene = Scene.open([raster])
-    grid = PlotGrid.from_footprints(list(scene.footprints()))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the default cache dir lives there
     served = start_serve([str(export)])
     try:
-        monkeypatch.setenv("LANDUSE_CV_PREDICTION_KEY", KEY)
-        cv = ModelRef(None, (("endpoint", served.endpoint), ("project_id", PROJECT), ("published_name", "Iteration1"),
-                             ("tps", 100.0), ("cache_dir", str(tmp_path / "cvcache"))), load_customvision)
-        runs = {}
-        for name, ref in (("onnx", ModelRef(str(export))), ("customvision", cv)):
-            res = classify_scene(scene, grid, ref, tmp_path / name, period="p", scheduler="synchronous", quiet=True)
-            runs[name] = pq.read_table(res.outputs["plots.parquet"]).to_pandas().sort_values(["row", "col"])
+        for name, value in (("PREDICTION_KEY", KEY), ("ENDPOINT", served.endpoint), ("PROJECT_ID", PROJECT),
+                            ("PUBLISHED_NAME", "Iteration1")):
+            monkeypatch.setenv(f"LANDUSE_CV_{name}", value)
+        common = ["--period", "p", "--scheduler", "synchronous", str(raster)]
+        assert main(["-q", "classify", "--out", str(tmp_path / "onnx"), "--model", str(export), *common]) == 0
+        assert main(["-q", "classify", "--out", str(tmp_path / "cv"), "--backend", "customvision", "--tps", "100",
+                     *common]) == 0
     finally:
         stop(served)
-    a, b = runs["onnx"], runs["customvision"]
+    a, b = (pq.read_table(tmp_path / d / "plots.parquet").to_pandas().sort_values(["row", "col"]) for d in ("onnx", "cv"))
     classified = a["status"] == "classified"
     assert classified.sum() >= 9
     assert list(a["label"]) == list(b["label"])  # 100 % agreement
     assert a.loc[classified, "label"].nunique() > 1
     for t in DEFAULT_TAGS:
         np.testing.assert_allclose(a[f"prob_{t}"], b[f"prob_{t}"], atol=1e-6)
-    files = [f for f in (tmp_path / "customvision").rglob("*") if f.is_file()]
+    files = [f for f in (tmp_path / "cv").rglob("*") if f.is_file()]
     assert files and all(KEY.encode() not in f.read_bytes() for f in files)  # manifest, outputs
 
 
