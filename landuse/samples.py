@@ -33,7 +33,7 @@ PLOT_M = 224
 _GRID_X0, _GRID_Y0 = 224 * 2834, 224 * 16201
 ORIGIN_OFFSET_M = (97.0, 61.0)
 DEFAULT_PLOTS_X, DEFAULT_PLOTS_Y, DEFAULT_SEED = 7, 5, 2016
-STRIP_ROWS = 512  # rendering / writing strip (a multiple of the 256 px tiles)
+BLOCK_PX = 1024  # rendering / writing block side (a multiple of the 256 px tiles): bounds memory
 SENSOR_NOISE = 1.5  # +- grey levels of uniform per-pixel noise (shared by the bands)
 
 # ------------------------------------------------------------------------------------------------
@@ -394,7 +394,7 @@ def make_layout(plots_x: int = DEFAULT_PLOTS_X, plots_y: int = DEFAULT_PLOTS_Y, 
     east = (cc + 0.5) / gw + 0.35 * wave
     c16 = np.where(east > 0.68, BARREN, CULTIVATED).astype(np.uint8)
     # towns: the first on the desert edge, more on larger maps
-    n_towns = max(1, round(gh * gw / 500))
+    n_towns = max(1, round(gh * gw / 150))
     centres = [(gh * 0.5, gw * 0.62)]
     for t in range(1, n_towns):
         centres.append((gh * _rand(seed, 2, t)[()], gw * _rand(seed, 3, t)[()]))
@@ -418,11 +418,14 @@ def _nodata_corner(rows: np.ndarray, cols: np.ndarray, width: int, height: int) 
     return (width - cols) + (height - rows) < 0.15 * min(width, height) + 0.06 * max(width, height)
 
 
-def _render_strip(layout: SampleLayout, seed: int, period: int, row0: int, nrows: int) -> tuple[np.ndarray, np.ndarray]:
-    """RGBN uint8 (4, nrows, width) of one period and the pixel class map (nrows, width)."""
+def _render_block(
+    layout: SampleLayout, seed: int, period: int, row0: int, nrows: int, col0: int = 0, ncols: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """RGBN uint8 (4, nrows, ncols) of a block of one period and its pixel class map."""
     w = layout.width
+    ncols = w - col0 if ncols is None else ncols
     rows = np.arange(row0, row0 + nrows, dtype=np.float64)[:, None] + 0.5
-    cols = np.arange(w, dtype=np.float64)[None, :] + 0.5
+    cols = np.arange(col0, col0 + ncols, dtype=np.float64)[None, :] + 0.5
     X = layout.transform.c + cols
     Y = layout.transform.f - rows
     g = layout.grid
@@ -436,7 +439,7 @@ def _render_strip(layout: SampleLayout, seed: int, period: int, row0: int, nrows
     # ground coordinates (metres east / south of the area's corner) drive every texture
     gx = np.broadcast_to(cols, cls.shape)
     gy = np.broadcast_to(rows, cls.shape)
-    out = np.zeros((nrows, w, 4), dtype=np.float32)
+    out = np.zeros((nrows, ncols, 4), dtype=np.float32)
     for k, fn in ((BARREN, _barren), (CULTIVATED, _cultivated), (DEVELOPED, _developed)):
         m = cls == k
         if m.any():
@@ -444,9 +447,9 @@ def _render_strip(layout: SampleLayout, seed: int, period: int, row0: int, nrows
             out[m] = fn(seed, period, gx[m], gy[m], *args)
     valid = cls != NODATA_CLASS
     # sensor noise and the period's radiometry (a different flight, sun and processing)
-    rng = np.random.default_rng([seed, period, row0])
+    rng = np.random.default_rng([seed, period, row0, col0])
     out *= np.array(((1.0, 1.0, 1.0, 1.0), (1.035, 1.02, 0.99, 1.05))[period], dtype=np.float32)
-    out += (rng.random((nrows, w, 1), dtype=np.float32) - 0.5) * (2 * SENSOR_NOISE)
+    out += (rng.random((nrows, ncols, 1), dtype=np.float32) - 0.5) * (2 * SENSOR_NOISE)
     np.clip(np.rint(out, out=out), 1, 255, out=out)
     out[~valid] = 0
     return out.astype(np.uint8).transpose(2, 0, 1), cls
@@ -455,8 +458,7 @@ def _render_strip(layout: SampleLayout, seed: int, period: int, row0: int, nrows
 def render(layout: SampleLayout, seed: int, period: int, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """RGBN uint8 (4, h, w) of a window (row_off, col_off, height, width) of one period."""
     r0, c0, h, w = window or (0, 0, layout.height, layout.width)
-    img, _ = _render_strip(layout, seed, period, r0, h)
-    return img[:, :, c0 : c0 + w]
+    return _render_block(layout, seed, period, r0, h, c0, w)[0]
 
 
 def truth_table(layout: SampleLayout, years: tuple[int, int]):
@@ -466,28 +468,27 @@ def truth_table(layout: SampleLayout, years: tuple[int, int]):
 
     g = layout.grid
     h, w = layout.height, layout.width
-    rows = np.arange(h)[:, None] + 0.5
+    # valid pixels per plot, by blocks of rows (classes follow plot boundaries, so a plot's
+    # pixels are all of its class; only the nodata corner and the raster edges cut plots)
+    n_valid = np.zeros(g.size, dtype=np.int64)
     cols = np.arange(w)[None, :] + 0.5
-    X = layout.transform.c + cols
-    Y = layout.transform.f - rows
-    pr = np.broadcast_to(np.floor((g.transform.f - Y) / g.plot_size).astype(np.int64), (h, w))
-    pc = np.broadcast_to(np.floor((X - g.transform.c) / g.plot_size).astype(np.int64), (h, w))
-    valid = ~_nodata_corner(rows, cols, w, h) & np.ones((h, w), bool)
-    flat = (pr * g.width + pc)[valid]
-    n_valid = np.bincount(flat, minlength=g.size)
+    pc = np.floor((layout.transform.c + cols - g.transform.c) / g.plot_size).astype(np.int64)
+    for r0 in range(0, h, BLOCK_PX):
+        rows = np.arange(r0, min(h, r0 + BLOCK_PX))[:, None] + 0.5
+        pr = np.floor((g.transform.f - (layout.transform.f - rows)) / g.plot_size).astype(np.int64)
+        valid = ~_nodata_corner(rows, cols, w, h)
+        idx = np.broadcast_to(pr * g.width + pc, valid.shape)[valid]
+        n_valid += np.bincount(idx, minlength=g.size)
     full = g.plot_size**2
     data: dict[str, object] = {}
     rr, cc = g.all_rows_cols()
     data["plot_id"] = g.plot_ids(rr, cc)
     data["row"], data["col"] = rr, cc
     names = np.array(CLASSES + ("",), dtype=object)
+    has = n_valid > 0
     for year, classes in zip(years, layout.classes, strict=True):
-        pix = classes[pr, pc][valid]
-        counts = np.stack([np.bincount(flat[pix == k], minlength=g.size) for k in range(len(CLASSES))], axis=1)
-        major = counts.argmax(axis=1)
-        has = n_valid > 0
-        data[f"class_{year}"] = np.where(has, names[major], None)
-        data[f"purity_{year}"] = np.where(has, counts.max(axis=1) / np.maximum(n_valid, 1), 0.0).round(4)
+        data[f"class_{year}"] = np.where(has, names[classes.ravel()], None)
+        data[f"purity_{year}"] = has.astype(np.float64)
     data["changed"] = np.array(data[f"class_{years[0]}"] != data[f"class_{years[1]}"], dtype=bool)
     data["valid_fraction"] = (n_valid / full).round(4)
     return gpd.GeoDataFrame(data, geometry=g.footprints(rr, cc, to_crs="EPSG:4326"), crs="EPSG:4326")
@@ -540,10 +541,11 @@ def write_raster(layout: SampleLayout, seed: int, period: int, path: Path, year:
         dst.update_tags(
             SAMPLE="landuse synthetic sample imagery", SAMPLE_SEED=str(seed), SAMPLE_YEAR=str(year), BANDS="R,G,B,NIR"
         )
-        for r0 in range(0, layout.height, STRIP_ROWS):
-            n = min(STRIP_ROWS, layout.height - r0)
-            img, _ = _render_strip(layout, seed, period, r0, n)
-            dst.write(img, window=Window(0, r0, layout.width, n))
+        for r0 in range(0, layout.height, BLOCK_PX):
+            for c0 in range(0, layout.width, BLOCK_PX):
+                h, w = min(BLOCK_PX, layout.height - r0), min(BLOCK_PX, layout.width - c0)
+                img, _ = _render_block(layout, seed, period, r0, h, c0, w)
+                dst.write(img, window=Window(c0, r0, w, h))
     tmp.replace(path)
     return path
 
