@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                f"--seed {args.seed} --threads {args.threads} --overwrite")
         rep = train_local(data, args.out, TrainConfig(epochs=args.epochs, folds=5, int8=True, seed=args.seed, threads=args.threads),
                           overwrite=True, progress=say, command=cmd,
-                          report_path=RESULTS / "default_model_cv.json")
+                          report_path=RESULTS / "default_model_cv.json",
+                          alternate_out=ROOT / "benchmarks" / "data" / "default_model_alt.onnx")
         say(f"exported {rep['precision']} model to {args.out}; {rep.get('int8_decision')}")
     if not args.skip_lco:
         res = leave_county_out(args.data, args.epochs, args.seed, say, args.threads)

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import platform
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -595,6 +596,7 @@ def train_local(
     progress: Callable[[str], None] | None = None,
     command: str | None = None,
     report_path: str | Path | None = None,
+    alternate_out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate (k-fold or validation split), export to ``out_dir``; returns the report.
 
@@ -748,6 +750,11 @@ def train_local(
         "run_id": hashlib.sha256(json.dumps([cfg.seed, dataset_hash(ds), __version__]).encode()).hexdigest()[:16],
     }
     write_export(out_dir, chosen, labels, cfg.image_size, provenance, overwrite)
+    if alternate_out is not None and cfg.int8:  # the precision not exported, e.g. for benchmarks
+        other = final_fp32 if chosen != final_fp32 else work / "final.int8.onnx"
+        Path(alternate_out).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(other, alternate_out)
+        report["alternate"] = {"precision": "fp32" if other == final_fp32 else "int8", "path": str(alternate_out)}
     report["precision"] = precision
     report["out"] = str(out_dir)
     if report_path is not None:
