@@ -62,6 +62,18 @@ def _field_strip(rng_seed: int, row0: int, rows: int, width: int, res: float) ->
     return np.clip(out, 1, 255).astype(np.uint8).transpose(2, 0, 1)
 
 
+def _nir_not_alpha(path: Path) -> None:
+    """Tag band 4 as undefined (NIR), as NAIP does: GDAL tags a 4th byte band alpha by default."""
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    with rasterio.open(path) as ds:
+        if ds.colorinterp[3] != ColorInterp.alpha:
+            return
+    with rasterio.open(path, "r+") as ds:
+        ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.undefined]
+
+
 def make_raster(path: Path, size: int, res: float) -> Path:
     """Tiled DEFLATE RGBN GeoTIFF of size x size px at ``res`` m, written strip by strip."""
     import rasterio
@@ -69,6 +81,7 @@ def make_raster(path: Path, size: int, res: float) -> Path:
     from rasterio.windows import Window
 
     if path.exists():
+        _nir_not_alpha(path)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -82,6 +95,7 @@ def make_raster(path: Path, size: int, res: float) -> Path:
         for r in range(0, size, 512):
             rows = min(512, size - r)
             dst.write(_field_strip(7, r, rows, size, res), window=Window(0, r, size, rows))
+    _nir_not_alpha(tmp)
     os.replace(tmp, path)
     print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s", flush=True)
     return path

@@ -624,7 +624,10 @@ class Scene:
         """uint8 (chunk.size, pixels, pixels, 3) RGB and float32 (chunk.size,) valid fractions."""
         rgb, valid = self.read_region(grid, chunk, pixels)
         h, w, p = chunk.height, chunk.width, pixels
-        out = np.ascontiguousarray(rgb.reshape(3, h, p, w, p).transpose(1, 3, 2, 4, 0)).reshape(h * w, p, p, 3)
+        out = np.empty((h, w, p, p, 3), dtype=np.uint8)
+        for b in range(3):  # band by band: ~5x faster than one 5-D transpose
+            out[..., b] = rgb[b].reshape(h, p, w, p).transpose(0, 2, 1, 3)
+        out = out.reshape(h * w, p, p, 3)
         frac = valid.reshape(h, p, w, p).mean(axis=(1, 3), dtype=np.float64).astype(np.float32).ravel()
         return out, frac
 
