@@ -699,7 +699,7 @@ class Scene:
         # source pixels per destination pixel; read decimated when the source is much finer
         factor = min((full_c1 - full_c0) / max(w, 1), (full_r1 - full_r0) / max(h, 1))
         window = Window(wc0, wr0, wc1 - wc0, wr1 - wr0)
-        if factor > 1.5:
+        if factor > 1.1:
             shape = (max(1, math.ceil((wr1 - wr0) / factor)), max(1, math.ceil((wc1 - wc0) / factor)))
             resampling = Resampling.average
         else:
@@ -714,7 +714,9 @@ class Scene:
         # alpha band drops it into its general case (measured 5x slower). The price: bilinear
         # blends invalid (black) source pixels into the valid pixels next to them.
         dst = np.zeros((4, h, w), dtype=work)
-        reproject(np.asarray(data, dtype=work), dst[:3], resampling=Resampling.bilinear, **common)
+        # the source is at most ~1.1x finer than the output now: a plain 2x2 bilinear kernel
+        # (XSCALE/YSCALE=1) instead of GDAL's widened one, ~3x faster
+        reproject(np.asarray(data, dtype=work), dst[:3], resampling=Resampling.bilinear, XSCALE=1, YSCALE=1, **common)
         inside = np.zeros((h, w), dtype=np.uint8)
         reproject(valid.astype(np.uint8), inside, resampling=Resampling.nearest, **common)
         dst[3] = np.where(inside > 0, 255, 0)
