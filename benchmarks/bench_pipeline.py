@@ -137,13 +137,15 @@ def bench_a(model: str, n: int, batch: int = 8) -> dict:
 # -- (b) the pipeline ------------------------------------------------------------------------
 
 
-def run_b(raster: str, model: str, out: str, scheduler: str, workers: int, chunk_plots: int, batch: int) -> dict:
+def run_b(raster: str, model: str, out: str, scheduler: str, workers: int, chunk_plots: int, batch: int,
+          grid_file: str | None = None) -> dict:
     """One pipeline run in this process (called in a fresh subprocess)."""
     from landuse.pipeline import classify_imagery
 
     t0 = time.perf_counter()
     res = classify_imagery([raster], out, period="bench", model=model, scheduler=scheduler, workers=workers,
-                           chunk_plots=chunk_plots, batch_size=batch, overwrite=True, quiet=True)
+                           chunk_plots=chunk_plots, batch_size=batch, overwrite=True, quiet=True,
+                           grid_file=grid_file)
     wall = time.perf_counter() - t0
     s = res.summary
     return {
@@ -157,9 +159,11 @@ def run_b(raster: str, model: str, out: str, scheduler: str, workers: int, chunk
     }
 
 
-def bench_b(raster: Path, model: str, work: Path, scheduler: str, workers: int, chunk_plots: int, batch: int) -> dict:
-    out = work / f"run-{scheduler}"
-    cmd = [sys.executable, __file__, "--_run-b", json.dumps([str(raster), model, str(out), scheduler, workers, chunk_plots, batch])]
+def bench_b(raster: Path, model: str, work: Path, scheduler: str, workers: int, chunk_plots: int, batch: int,
+            grid_file: Path | None = None) -> dict:
+    out = work / f"run-{scheduler}{'-warp' if grid_file else ''}"
+    spec = [str(raster), model, str(out), scheduler, workers, chunk_plots, batch, str(grid_file) if grid_file else None]
+    cmd = [sys.executable, __file__, "--_run-b", json.dumps(spec)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"(b) {scheduler} failed:\n{proc.stderr[-3000:]}")
@@ -227,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-c", action="store_true")
     ap.add_argument("--c-plots", type=int, help="only the first N plots for (c) (the rate is per plot)")
     ap.add_argument("--rss-scales", default="", help="e.g. 1,4: also run (b) threads on rasters of 1x and 4x the area")
+    ap.add_argument("--warp", action="store_true", help="also run (b) threads on a grid in the next UTM zone (warp path)")
     ap.add_argument("--_run-b", dest="run_b", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.run_b:
@@ -264,6 +269,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_c:
         result["c"] = bench_c(raster, model, work, args.c_plots)
         print(f"(c) seeds' way: {result['c']}", flush=True)
+    if args.warp:
+        from landuse.grid import PlotGrid
+
+        gfile = work / "grid_zone13.json"
+        PlotGrid.from_rasters([raster], crs="EPSG:32613").save(gfile)
+        result["b_warp"] = bench_b(raster, model, work, "threads", args.workers, args.chunk_plots, args.batch_size, gfile)
+        fast = result["b"].get("threads", {}).get("plots_per_s")
+        result["b_warp"]["vs_fast_path"] = round(result["b_warp"]["plots_per_s"] / fast, 3) if fast else None
+        print(f"(b) warp path (grid in EPSG:32613): {result['b_warp']['plots_per_s']} plots/s, "
+              f"{result['b_warp']['vs_fast_path']} x the fast path", flush=True)
     if args.rss_scales:
         result["rss_scaling"] = {}
         for k in [float(v) for v in args.rss_scales.split(",")]:
