@@ -486,3 +486,26 @@ def test_read_chunk_rejects_bad_requests(write_raster):
         scene.read_chunk(grid, Chunk(0, 0, 2, 1))
     with pytest.raises(LanduseError, match="at least 1"):
         scene.read_chunk(grid, Chunk(0, 0, 1, 1), pixels=0)
+
+
+def test_only_files_meeting_the_chunk_are_opened(write_raster):
+    from landuse import imagery
+
+    paths = []
+    for i in range(6):  # a row of six 224 m tiles, one plot each
+        data = np.full((3, 224, 224), 10 + i, np.uint8)
+        paths.append(write_raster(f"t{i}.tif", data, UTM14, Affine(1, 0, X0 + 224 * i, 0, -1, Y0)))
+    scene = Scene.open(paths)
+    grid = PlotGrid.from_footprints(scene.footprints())
+    imagery.close_datasets()
+    pixels, valid = scene.read_chunk(grid, Chunk(0, 2, 1, 2))
+    assert sorted(imagery._local.cache) == [str(paths[2]), str(paths[3])]
+    assert pixels[0, 0, 0].tolist() == [12, 12, 12] and pixels[1, 0, 0].tolist() == [13, 13, 13]
+    np.testing.assert_array_equal(valid, [1.0, 1.0])
+
+
+def test_mixed_data_types_are_refused(write_raster):
+    a = write_raster("u8.tif", np.ones((3, 8, 8), np.uint8), UTM14, Affine(1, 0, X0, 0, -1, Y0))
+    b = write_raster("u16.tif", np.ones((3, 8, 8), np.uint16), UTM14, Affine(1, 0, X0 + 8, 0, -1, Y0))
+    with pytest.raises(RasterError, match="mixes data types"):
+        Scene.open([a, b])
