@@ -245,7 +245,7 @@ def test_dry_run_counts_calls_and_cost(tmp_path: Path) -> None:
     clf = CustomVisionClassifier(cfg)
     run = clf.dry_run(10_000)
     assert run.calls == 10_001 and run.cost == pytest.approx(20.002)  # $2 per 1000, plus the probe
-    assert run.seconds == pytest.approx(10_001 / (20 * 0.97))
+    assert run.seconds == pytest.approx(10_001 / (20 * 0.98))
     free = CustomVisionClassifier(CustomVisionConfig(endpoint="https://example.invalid", project_id="p",
                                                      published_name="n", tier="F0", cache_dir=str(tmp_path)))
     assert free.dry_run(20_000).cost == 0 and "F0" in free.dry_run(20_000).describe()

@@ -108,7 +108,7 @@ class CustomVisionConfig:
     store: bool = False  # False: the NoStore route (images not kept in the portal)
     tier: str = "S0"
     tps: float | None = None  # overrides the tier's quota
-    headroom: float = 0.97  # fraction of the quota the limiter aims at
+    headroom: float = 0.98  # fraction of the quota the limiter aims at
     share: float = 1.0  # fraction of the quota this machine may use (remote clusters: 1/n)
     concurrency: int | None = None  # threads in flight; default: half the rate (2..32)
     image_format: str = "png"  # "png" (lossless) or "jpeg"
@@ -277,8 +277,20 @@ class RateLimiter:
             self._pid = os.getpid()
         return self._fd
 
-    def reserve(self, slots: int = 1) -> float:
+    def reserve(self, slots: float = 1) -> float:
         """Reserve the next slot (and keep ``slots - 1`` after it free); return its time."""
+        slot = 0.0
+
+        def take(last: float, now: float) -> float:
+            nonlocal slot
+            slot = max(now, last + self.interval)
+            return slot + (slots - 1) * self.interval
+
+        self._update(take)
+        return slot
+
+    def _update(self, fn: Any) -> None:
+        """``last = fn(last, now)`` on the shared state, under the process and file locks."""
         with self._lock:
             fd = self._open()
             try:
@@ -290,30 +302,29 @@ class RateLimiter:
             try:
                 raw = os.pread(fd, 8, 0)
                 last = float(np.frombuffer(raw, "<f8")[0]) if len(raw) == 8 else 0.0
-                now = time.time()
-                slot = max(now, last + self.interval)
-                os.pwrite(fd, np.array([slot + (slots - 1) * self.interval], "<f8").tobytes(), 0)
+                os.pwrite(fd, np.array([fn(last, time.time())], "<f8").tobytes(), 0)
             finally:
                 if fcntl is not None:
                     fcntl.flock(fd, fcntl.LOCK_UN)
-        return slot
 
-    def acquire(self, slots: int = 1) -> None:
+    def acquire(self, slots: float = 1) -> None:
         """Block until this caller's slot comes (``slots=2``: also keep the next slot free, for a
         call that will be slow to arrive, e.g. the first one on a new connection).
 
-        A caller that wakes more than ``tolerance`` after its slot (CPU contention) gives the
-        slot up and takes a fresh one: a late call next to an on-time one could otherwise put
-        one call too many into some 1-second window.
+        A caller that wakes more than ``tolerance`` after its slot (CPU contention) pushes the
+        unreserved slots back by its lateness before it goes: a late call next to on-time ones
+        could otherwise put one call too many into some 1-second window. (Slots already
+        reserved by other threads are not moved; with fewer threads than calls per second the
+        slot one second later is never among them.)
         """
-        while True:
-            slot = self.reserve(slots)
-            delay = slot - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            if time.time() - slot <= self.tolerance:
-                return
+        slot = self.reserve(slots)
+        delay = slot - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        late = time.time() - slot
+        if late > self.tolerance:
             self.late += 1
+            self._update(lambda last, now: max(last + late, now))
 
     def __getstate__(self) -> dict:
         return {"path": self.path, "interval": self.interval, "tolerance": self.tolerance}
