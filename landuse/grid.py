@@ -107,6 +107,22 @@ def parse_crs(value: str | int | CRS | None) -> CRS | None:
         raise GridError(f"cannot parse CRS {value!r} ({exc}); give e.g. EPSG:32614") from None
 
 
+# Projections whose units are far from ground metres at county scale (Web Mercator stretches by
+# 1/cos(latitude); a geostationary view is not a map projection for plots): never a plot grid CRS
+# chosen automatically. A user can still pass one with --crs.
+_DISTORTING_METHODS = ("pseudo mercator", "mercator (variant", "mercator (1sp)", "mercator (2sp)", "geostationary")
+
+
+def keeps_distances(crs: CRS) -> bool:
+    """True unless the CRS is a (pseudo-)Mercator or geostationary projection."""
+    try:
+        op = ProjCRS.from_wkt(crs.to_wkt()).coordinate_operation
+    except Exception:  # noqa: BLE001 - PROJ raises several types
+        return False
+    method = (op.method_name if op else "").lower()
+    return method != "mercator" and not any(m in method for m in _DISTORTING_METHODS)
+
+
 def _check_projected(crs: CRS) -> None:
     if crs.is_geographic or not crs.is_projected:
         raise GridError(
@@ -172,8 +188,9 @@ class PlotGrid:
     ) -> PlotGrid:
         """Grid covering the union of the rasters' footprints.
 
-        CRS: ``crs`` if given; else the sources' projected CRS when they share one; else the UTM
-        zone of the footprints' centre. Never a geographic CRS.
+        CRS: ``crs`` if given; else the sources' projected CRS when they share one that keeps
+        ground distances (not Web Mercator or geostationary); else the UTM zone of the footprints'
+        centre. Never a geographic CRS.
         """
         import rasterio  # local: keep grid import light
 
@@ -208,11 +225,16 @@ class PlotGrid:
         if target is None:
             crss = {c.to_wkt(): c for c, _ in footprints}
             only = next(iter(crss.values()))
-            if len(crss) == 1 and only.is_projected:
+            if len(crss) == 1 and only.is_projected and keeps_distances(only):
                 target = only
             else:
                 lonlat = [transform_bounds(c, "EPSG:4326", *b, densify_pts=21) for c, b in footprints]
                 lo = np.array(lonlat)
+                if not np.isfinite(lo).all():
+                    raise GridError(
+                        "a footprint has no finite longitude/latitude bounds (e.g. a full-disk or "
+                        "non-Earth projection); crop the imagery or pass --crs with a projected CRS"
+                    )
                 if lo[:, 2].max() - lo[:, 0].min() > MAX_AUTO_UTM_SPAN_DEG:
                     raise GridError(
                         f"the imagery spans {lo[:, 2].max() - lo[:, 0].min():.1f} degrees of longitude, too wide "

@@ -39,7 +39,7 @@ TESTDATA = {
     "rotated.tif": ("error", RasterError, r"rotated\.tif has no CRS.*-a_srs"),
     # whole-earth / whole-disk footprints: no sensible 224 m grid; the grid says how to restrict it
     "world.rgb.tif": ("error", GridError, r"spans 360\.0 degrees.*--crs"),
-    "goes.tif": ("error", GridError, r"plots \(limit.*--aoi"),
+    "goes.tif": ("error", GridError, r"no finite longitude/latitude.*--crs"),
 }
 
 
