@@ -30,7 +30,7 @@ def _print_metrics(title: str, m: dict) -> None:
               help="local: transfer learning on this CPU (the 'train' extra).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True,
               help="Model folder to write (Custom Vision export layout).")
-@click.option("--epochs", type=int, default=8, show_default=True, help="Epochs (the first is a head warm-up).")
+@click.option("--epochs", type=int, default=10, show_default=True, help="Epochs (the first is a head warm-up).")
 @click.option("--folds", type=int, default=0, show_default=True,
               help="K-fold cross-validation (>= 2), then a final model on all images.")
 @click.option("--val-split", type=float, default=0.2, show_default=True,

@@ -758,7 +758,10 @@ def train_local(
     report["precision"] = precision
     report["out"] = str(out_dir)
     if report_path is not None:
-        Path(report_path).write_text(json.dumps(report, indent=1, default=_jsonable) + "\n")
+        rp = Path(report_path)
+        tmp_report = rp.with_name(f".{rp.name}.tmp")
+        tmp_report.write_text(json.dumps(report, indent=1, default=_jsonable) + "\n")
+        tmp_report.replace(rp)  # atomic
     for f in work.iterdir():
         f.unlink()
     work.rmdir()
