@@ -126,6 +126,7 @@ def write_export(
         raise OutputExistsError(f"model folder {out_dir} exists; pass --overwrite or choose another --out")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is ordinary package data
     try:
         shutil.copyfile(onnx_file, tmp / "model.onnx")
         (tmp / "labels.txt").write_text("".join(f"{t}\n" for t in labels), encoding="utf-8")
