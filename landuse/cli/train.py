@@ -39,12 +39,14 @@ def _print_metrics(title: str, m: dict) -> None:
 @click.option("--int8", is_flag=True, help="Also quantise (static QDQ int8); export it if within 1 point of fp32.")
 @click.option("--image-size", type=int, default=224, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--freeze-blocks", type=int, default=15, show_default=True,
+              help="EfficientNet-Lite0 MBConv blocks (of 16) kept frozen at ImageNet weights.")
 @click.option("--threads", type=int, default=2, show_default=True, help="torch / onnxruntime threads (1-2).")
 @click.option("--report", "report", type=click.Path(path_type=Path), default=None,
               help="Write the full training report (JSON) here.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 def command(dataset_dir: Path, backend: str, out: Path, epochs: int, folds: int, val_split: float,
-            seed: int, int8: bool, image_size: int, batch_size: int, threads: int, report: Path | None,
+            seed: int, int8: bool, image_size: int, batch_size: int, freeze_blocks: int, threads: int, report: Path | None,
             overwrite: bool) -> None:
     """Train a classifier from DATASET_DIR (one folder per tag) and export it to --out."""
     try:
@@ -58,7 +60,8 @@ def command(dataset_dir: Path, backend: str, out: Path, epochs: int, folds: int,
 
         raise OutputExistsError(f"report {report} exists; pass --overwrite or choose another --report")
     cfg = TrainConfig(epochs=epochs, folds=folds, val_split=val_split, seed=seed, int8=int8,
-                      image_size=image_size, batch_size=batch_size, threads=threads)
+                      image_size=image_size, batch_size=batch_size, freeze_blocks=freeze_blocks,
+                      threads=threads)
     cmd = "landuse " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
     rep = train_local(dataset_dir, out, cfg, overwrite=overwrite, progress=click.echo, command=cmd,
                       report_path=report)

@@ -39,7 +39,8 @@ def county_of(name: str) -> str:
     return m.group(1) if m else "?"
 
 
-def leave_county_out(data: Path, epochs: int, seed: int, say: Any, threads: int = 1) -> dict[str, Any]:
+def leave_county_out(data: Path, epochs: int, seed: int, say: Any, threads: int = 1,
+                     freeze_blocks: int = 15) -> dict[str, Any]:
     """Train without one county's Developed plots; report how those held-out plots are classified."""
     from landuse.training.dataset import TagDataset
     from landuse.training.local import (
@@ -51,13 +52,14 @@ def leave_county_out(data: Path, epochs: int, seed: int, say: Any, threads: int 
         trunk_features,
     )
 
-    cfg = TrainConfig(epochs=epochs, seed=seed, threads=threads)
+    cfg = TrainConfig(epochs=epochs, seed=seed, threads=threads, freeze_blocks=freeze_blocks)
     ds = TagDataset.open(data)
     x, y = load_arrays(ds, cfg.image_size)
     cache = trunk_features(x, cfg, say)  # the same cache as the cross-validation when run in one process
     counties = np.array([county_of(p.name) for p, _ in ds.items])
     dev = ds.tags.index("Developed")
-    out: dict[str, Any] = {"epochs": epochs, "seed": seed, "labels": ds.tags, "checks": []}
+    out: dict[str, Any] = {"epochs": epochs, "seed": seed, "freeze_blocks": freeze_blocks,
+                           "labels": ds.tags, "checks": []}
     for held_county in ("ca037", "ca025"):
         test = np.flatnonzero((y == dev) & (counties == held_county))
         train = np.setdiff1d(np.arange(len(y)), test)
@@ -93,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch / onnxruntime threads; 1 is faster than 2 on a busy 2-core machine")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--skip-lco", action="store_true")
+    ap.add_argument("--freeze-blocks", type=int, default=15,
+                    help="leave-county-out only: MBConv blocks kept frozen (compare recipes)")
+    ap.add_argument("--lco-out", default="default_model_lco.json",
+                    help="leave-county-out result file name under benchmarks/results")
     args = ap.parse_args(argv)
 
     def say(msg: str) -> None:
@@ -114,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                           alternate_out=ROOT / "benchmarks" / "data" / "default_model_alt.onnx")
         say(f"exported {rep['precision']} model to {args.out}; {rep.get('int8_decision')}")
     if not args.skip_lco:
-        res = leave_county_out(args.data, args.epochs, args.seed, say, args.threads)
-        (RESULTS / "default_model_lco.json").write_text(json.dumps(res, indent=1) + "\n")
+        res = leave_county_out(args.data, args.epochs, args.seed, say, args.threads, args.freeze_blocks)
+        (RESULTS / args.lco_out).write_text(json.dumps(res, indent=1) + "\n")
     return 0
 
 
