@@ -354,3 +354,29 @@ def test_cli_classify_with_custom_vision_backend(tmp_path, write_raster, monkeyp
     for f in out.rglob("*"):
         if f.is_file():
             assert key.encode() not in f.read_bytes(), f
+
+
+@pytest.mark.parametrize("year", ["2016", "2022"])
+def test_sample_rasters_with_default_model_match_truth(tmp_path, year):
+    """End to end on the repository's sample rasters with the bundled model, against truth.geojson."""
+    import geopandas as gpd
+
+    from landuse.classify.base import DEFAULT_MODEL_DIR
+    from landuse.cli import main
+
+    samples = HERE.parent / "sample_rasters"
+    if not (DEFAULT_MODEL_DIR / "model.onnx").exists() or not (samples / f"{year}.tif").exists():
+        pytest.skip("the default model or the sample rasters are absent")
+    out = tmp_path / year
+    assert main(["-q", "classify", str(samples / f"{year}.tif"), "--period", year, "--out", str(out),
+                 "--scheduler", "threads"]) == 0
+    truth = gpd.read_file(samples / "truth.geojson")
+    got = table(out).merge(truth[["plot_id", f"class_{year}", "valid_fraction"]], on="plot_id", suffixes=("", "_truth"))
+    assert len(got) == len(truth) == len(table(out))
+    # gating follows the truth's valid fraction (allow plots right at the threshold to go either way)
+    clear = (got.valid_fraction_truth - 0.9).abs() > 0.02
+    assert ((got.status == "classified") == (got.valid_fraction_truth >= 0.9))[clear].all()
+    cls = got[got.status == "classified"]
+    accuracy = float((cls.label == cls[f"class_{year}"]).mean())
+    print(f"{year}: {len(cls)} plots classified, {accuracy:.1%} agree with truth.geojson")
+    assert len(cls) >= 20 and accuracy >= 0.9  # measured: 23/23 in both periods
