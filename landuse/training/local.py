@@ -433,6 +433,8 @@ def fit(
             loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yt[idx]).sum())
             seen += len(idx)
+        if not warming:
+            recalibrate_bn(model, cache.views[view, perm], k)
         rec: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1),
                                "train_acc": correct / max(seen, 1), "seconds": time.perf_counter() - t0}
         if val_idx is not None and len(val_idx):
@@ -451,6 +453,32 @@ def fit(
         best_epoch = best[1]
     model.eval()
     return FitResult(model, history, best_epoch, time.perf_counter() - t0)
+
+
+def recalibrate_bn(model: Any, feats: Any, k: int, batch: int = 64) -> None:
+    """Re-estimate the running statistics of the trainable batch-norm layers on ``feats``.
+
+    With the TensorFlow momentum (0.01) and a few hundred steps the running averages lag the
+    moving weights, and an eval-mode model then scores far below its training accuracy; an exact
+    (cumulative) pass over this epoch's training views fixes that.
+    """
+    import torch
+
+    bns = [m for block in list(model._blocks)[k:] for m in block.modules()
+           if isinstance(m, torch.nn.BatchNorm2d)] + [model._bn1]
+    saved = [bn.momentum for bn in bns]
+    was = model.training
+    model.eval()
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+        bn.train()
+    with torch.no_grad():
+        for i in range(0, len(feats), batch):
+            _top_features(model, feats[i : i + batch].float(), k)
+    for bn, m in zip(bns, saved, strict=True):
+        bn.momentum = m
+    model.train(was)
 
 
 def fit_arrays(
