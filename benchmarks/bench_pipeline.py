@@ -28,7 +28,6 @@ import json
 import math
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -93,12 +92,47 @@ def build_model(folder: Path) -> Path:
     return folder
 
 
-def peak_rss_mb() -> dict[str, float]:
-    """Peak RSS (MB) of this process and of its largest finished child."""
-    return {
-        "self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-    }
+class RssSampler:
+    """Peak RSS (MB) of this process, of its largest child and of the whole tree, sampled every
+    0.1 s with psutil (``ru_maxrss`` would not do: a fork + exec child inherits its parent's peak)."""
+
+    def __init__(self, every: float = 0.1) -> None:
+        import threading
+
+        self.every = every
+        self.peak = {"self": 0.0, "largest_child": 0.0, "total": 0.0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        own = me.memory_info().rss / 2**20
+        kids = []
+        for child in me.children(recursive=True):
+            try:
+                kids.append(child.memory_info().rss / 2**20)
+            except psutil.Error:
+                continue
+        self.peak["self"] = max(self.peak["self"], own)
+        self.peak["largest_child"] = max(self.peak["largest_child"], max(kids, default=0.0))
+        self.peak["total"] = max(self.peak["total"], own + sum(kids))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self.peak = {k: round(v, 1) for k, v in self.peak.items()}
 
 
 # -- (a) bare inference ----------------------------------------------------------------------
@@ -143,9 +177,10 @@ def run_b(raster: str, model: str, out: str, scheduler: str, workers: int, chunk
     from landuse.pipeline import classify_imagery
 
     t0 = time.perf_counter()
-    res = classify_imagery([raster], out, period="bench", model=model, scheduler=scheduler, workers=workers,
-                           chunk_plots=chunk_plots, batch_size=batch, overwrite=True, quiet=True,
-                           grid_file=grid_file)
+    with RssSampler() as rss:
+        res = classify_imagery([raster], out, period="bench", model=model, scheduler=scheduler, workers=workers,
+                               chunk_plots=chunk_plots, batch_size=batch, overwrite=True, quiet=True,
+                               grid_file=grid_file)
     wall = time.perf_counter() - t0
     s = res.summary
     return {
@@ -158,7 +193,7 @@ def run_b(raster: str, model: str, out: str, scheduler: str, workers: int, chunk
         # origin-anchored grid are partial and not classified)
         "classified_per_s": round(s["plots"]["classified"] / wall, 1),
         "timings": s["timings"],
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": rss.peak,
     }
 
 
