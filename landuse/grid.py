@@ -546,6 +546,7 @@ class PlotGrid:
     def save(self, path: str | Path) -> Path:
         """Write ``grid.json`` atomically."""
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(self.to_json() + "\n")
         tmp.replace(path)

@@ -59,6 +59,10 @@ _SCALE_ALIASES = {
 _COLORS = {"rgb": "rgb", "rgb8": "rgb", "bgr": "bgr", "bgr8": "bgr"}
 
 
+# Rows of a multiclass model within this of 1 are probabilities (int8 softmax outputs miss by ~1e-2).
+PROB_SUM_TOLERANCE = 0.02
+
+
 @dataclass(frozen=True)
 class _Sources:
     """Where the files of one model live (bytes are read on demand so the object stays small)."""
@@ -396,10 +400,15 @@ class OnnxClassifier:
                 f"({', '.join(self.labels)}); fix labels.txt so line i names output i"
             )
         if self._softmax is None:
-            if self.multilabel:
-                is_prob = bool(np.all((arr >= 0) & (arr <= 1)))
+            in_unit = bool(np.all((arr >= 0) & (arr <= 1)))
+            if self.multilabel or self.generation == "B":
+                # Custom Vision's model_output is probabilities by contract; only values outside
+                # 0..1 betray logits.
+                is_prob = in_unit
             else:
-                is_prob = bool(np.all(arr >= 0) and np.allclose(arr.sum(axis=1), 1.0, atol=1e-3))
+                # int8 models quantise their softmax output (steps of ~1/256 a class), so rows of
+                # probabilities may miss 1 by a few thousandths: allow PROB_SUM_TOLERANCE.
+                is_prob = in_unit and bool(np.allclose(arr.sum(axis=1), 1.0, atol=PROB_SUM_TOLERANCE))
             self._softmax = not is_prob
             self.preprocessing["postprocess"] = (
                 "none" if is_prob else ("sigmoid" if self.multilabel else "softmax")
@@ -410,6 +419,10 @@ class OnnxClassifier:
             else:
                 arr = np.exp(arr - arr.max(axis=1, keepdims=True))
                 arr /= arr.sum(axis=1, keepdims=True)
+        elif not self.multilabel:
+            # renormalise quantised probabilities so each row sums to 1
+            sums = arr.sum(axis=1, keepdims=True)
+            arr = np.divide(arr, sums, out=arr.copy(), where=sums > 0)
         return arr.astype(np.float32, copy=False)
 
     def __repr__(self) -> str:
