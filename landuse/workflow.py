@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob as globlib
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -185,7 +186,7 @@ def resolve(base: Path, value: str) -> str:
     if "://" in value or value.startswith("/vsi"):
         return value
     p = Path(value).expanduser()
-    return str(p if p.is_absolute() else (base / p))
+    return os.path.normpath(p if p.is_absolute() else (base / p))
 
 
 def expand_imagery(base: Path, patterns: list[str], where: str) -> list[str]:

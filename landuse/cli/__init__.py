@@ -56,6 +56,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """Land use from aerial imagery on a stable 224 m plot grid."""
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Dask sets its own loggers to INFO; below -vv only its warnings reach the terminal.
+    for name in ("distributed", "dask", "tornado", "bokeh"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING) if verbose < 2 else logging.DEBUG)
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
 
