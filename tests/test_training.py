@@ -201,8 +201,9 @@ def test_default_model_on_real_plots() -> None:
     assert clf.labels == ["Barren", "Cultivated", "Developed"]
     imgs, truth = [], []
     for i, tag in enumerate(clf.labels):
-        for p in sorted((data / tag).glob("*.png"))[:10]:
+        for p in sorted((data / tag).glob("*.png"))[::5]:  # every 5th plot: 100 of the 500
             imgs.append(load_image(p, (224, 224)))
             truth.append(i)
     acc = float((clf.predict(np.stack(imgs)).argmax(1) == np.array(truth)).mean())
-    assert acc >= 0.9
+    # 5-fold CV gives ~98.8 %; on its own (noisily labelled) training plots it scores ~98 %
+    assert acc >= 0.95
