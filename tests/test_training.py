@@ -110,7 +110,8 @@ def test_cli_train_kfold_writes_custom_vision_layout(dataset: Path, tmp_path: Pa
     assert len(cv["fold_of_item"]) == 18
     assert "fp32" in cv and "int8" not in cv  # int8 is covered by test_int8_export_loads
     assert [t["tag"] for t in cv["fp32"]["per_tag"]] == ["Barren", "Cultivated", "Developed"]
-    assert cv["torch_vs_onnx_max_abs"] < 1e-4
+    # torch side here runs on the float16 trunk-feature cache (exact torch = ONNX is checked above)
+    assert cv["torch_vs_onnx_max_abs"] < 5e-3
     clf = OnnxClassifier.load(out)
     probs = clf.predict(np.full((2, SIZE, SIZE, 3), 128, np.uint8))
     assert probs.shape == (2, 3)
@@ -128,7 +129,7 @@ def test_int8_export_loads(dataset: Path, tmp_path: Path) -> None:
     x, y = load_arrays(ds, SIZE)
     fr = fit_arrays(x, y, 3, TrainConfig(epochs=1, image_size=SIZE, batch_size=8, views=2))
     fp32 = export_model(fr.model, tmp_path / "m.onnx", SIZE, "test", "0")
-    q = quantize_int8(fp32, tmp_path / "m.int8.onnx", calibration_set(x, 8, 0))
+    q = quantize_int8(fp32, tmp_path / "m.int8.onnx", calibration_set(x, len(x), 0))
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(q)).graph.node}
@@ -139,7 +140,8 @@ def test_int8_export_loads(dataset: Path, tmp_path: Path) -> None:
     assert p.shape == (18, 3)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-3)
     ref = OnnxClassifier.load(write_export(tmp_path / "fp32", fp32, ds.tags, SIZE, {})).predict(x)
-    assert np.abs(p - ref).max() < 0.2  # quantised, not identical, but the same model
+    diff = np.abs(p - ref)
+    assert 0 < diff.mean() < 0.1  # quantised (not identical) but the same model
 
 
 def test_too_few_images_per_tag_is_a_dataset_error(tmp_path: Path) -> None:
