@@ -26,9 +26,12 @@ are low and noisy; ratios come from one run each; default model = EfficientNet-L
 | run | (a) bare | (b) threads | (b) local | (c) seeds' way | b/a | b/c | peak RSS (b) |
 |---|---|---|---|---|---|---|---|
 | 20,000 px, 8,190 plots, ``--warp --c-plots 2000`` | 94.2 | 75.6 | 69.9 | 23.6 | 0.80 | 3.2 | threads 674 MB; local 1,287 MB (client 317 + 2 x 525) |
-| 10,000 px, 2,070 plots, ``--skip-c --warp`` | 123.2 | 127.2 (local) | | | 1.03 | | threads 639 MB at 10,000 px, 682 MB at 20,000 px (flat) |
+| 10,000 px, 2,070 plots, ``--skip-c --warp`` | 123.2 | 111.9 | 116.3 | | 0.94 | | |
+| ``--rss-scales 0.25,1`` (threads) | | | | | | | 639 MB at 10,000 px, 682 MB at 20,000 px (flat) |
 
-Warp path (grid in the next UTM zone): 0.95 x the fast path (20,000 px run). Where (b) spends
+Rates are classified plots per second. Warp path (grid in the next UTM zone): 0.95 x the fast
+path in the 20,000 px run, 0.72 x in the 10,000 px run (warp reads cost 4 x the fast reads:
+100 s vs 24 s of CPU for 8,190 plots). Where (b) spends
 CPU (20,000 px, threads): read 24 s, inference 179 s, finalise 0.7 s. Before the GDAL block
 cache was capped (256 MB per process) the peak RSS was 1.86 GB (threads) / 1.56 GB per worker.
 """
