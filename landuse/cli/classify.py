@@ -43,6 +43,7 @@ def _parse_bands(value: str | None) -> list[int] | None:
 @click.option("--tps", type=float, help="Custom Vision calls per second (overrides the tier's quota).")
 @click.option("--store", is_flag=True, help="Custom Vision: keep the images in the portal (the stored route).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing, different run in --out.")
+@click.option("--dry-run", is_flag=True, help="Count the plots (and, for Custom Vision, the calls and their cost); classify nothing.")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -64,6 +65,7 @@ def command(
     tps: float | None,
     store: bool,
     overwrite: bool,
+    dry_run: bool,
 ) -> None:
     """Classify every plot of IMAGERY (one period) into the run directory --out.
 
@@ -73,6 +75,10 @@ def command(
     from landuse.pipeline import classify_imagery
 
     quiet = bool((ctx.obj or {}).get("quiet"))
+    if dry_run:
+        click.echo(dry_run_text(list(imagery), grid_file, aoi, plot_size, _parse_bands(bands), min_valid, backend,
+                                {"tier": tier, "tps": tps, "store": store}))
+        return
     classify_imagery(
         list(imagery),
         out,
@@ -92,3 +98,38 @@ def command(
         overwrite=overwrite,
         quiet=quiet,
     )
+
+
+def dry_run_text(
+    imagery: list[str],
+    grid_file: Path | None,
+    aoi: Path | None,
+    plot_size: float,
+    bands: list[int] | None,
+    min_valid: float,
+    backend: str,
+    cv_options: dict,
+) -> str:
+    """What a run would do, from the imagery footprints and masks only (no model call)."""
+    from landuse.imagery import Scene
+    from landuse.pipeline import plan_grid
+
+    scene = Scene.open(imagery, bands=bands)
+    grid, mask = plan_grid(scene, grid_file, aoi, plot_size)
+    cov = scene.coverage(grid)
+    if mask is not None:
+        cov = cov * mask
+    plots = int((cov >= min_valid).sum())
+    lines = [
+        f"dry run: {grid.describe()}; about {plots} of {grid.size} plots have >= {min_valid:g} valid imagery "
+        f"(estimated from the masks) and would be classified; {int(((cov > 0) & (cov < min_valid)).sum())} partial, "
+        f"{int((cov == 0).sum())} without imagery"
+    ]
+    if backend == "customvision":
+        from landuse.pipeline import load_customvision
+
+        clf = load_customvision(None, **{k: v for k, v in cv_options.items() if v is not None})
+        lines.append(clf.dry_run(plots).describe() + "; no call made")
+    else:
+        lines.append("nothing was read or classified")
+    return "\n".join(lines)
