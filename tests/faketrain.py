@@ -47,11 +47,11 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def tiny_local_trainer(dataset_dir: Path, out_dir: Path) -> None:
+def tiny_local_trainer(dataset_dir: Path, out_dir: Path, image_size: int = 32) -> None:
     """The toolkit's local trainer on a tiny budget (the fake service's 'training')."""
     from landuse.training.local import TrainConfig, train_local
 
-    cfg = TrainConfig(epochs=1, warmup_epochs=0, batch_size=16, image_size=32, val_split=0.0,
+    cfg = TrainConfig(epochs=1, warmup_epochs=0, batch_size=16, image_size=image_size, val_split=0.0,
                       augment=False, threads=1, min_per_tag=1)
     train_local(dataset_dir, out_dir, cfg)
 
@@ -85,9 +85,10 @@ class FakeTraining:
 
     def __init__(self, key: str = "test-training-key", trainer: Any = tiny_local_trainer,
                  upload_429: set[int] | None = None, bad_names: set[str] | None = None,
-                 export_polls: int = 1) -> None:
+                 export_polls: int = 1, image_size: int = 32) -> None:
         self.key = key
         self.trainer = trainer
+        self.image_size = image_size
         self.upload_429 = set(upload_429 or ())
         self.bad_names = set(bad_names or ())
         self.export_polls = export_polls
@@ -142,12 +143,15 @@ class FakeTraining:
                     path.write_bytes(img["bytes"])
                     files.append(path)
                     truth.append(name)
-                self.trainer(ds, out)
+                if self.trainer is tiny_local_trainer:
+                    self.trainer(ds, out, image_size=self.image_size)
+                else:
+                    self.trainer(ds, out)
                 labels = (out / "labels.txt").read_text().split()
                 from landuse.training.dataset import load_image
                 from landuse.training.local import onnx_probs
 
-                x = np.stack([load_image(f, (32, 32)) for f in files])
+                x = np.stack([load_image(f, (self.image_size, self.image_size)) for f in files])
                 probs = onnx_probs(out / "model.onnx", x, threads=1)
                 buf = io.BytesIO()
                 with zipfile.ZipFile(buf, "w") as zf:

@@ -26,8 +26,9 @@ def _print_metrics(title: str, m: dict) -> None:
 
 @click.command("train")
 @click.argument("dataset_dir", type=click.Path(path_type=Path))
-@click.option("--backend", type=click.Choice(["local"]), default="local", show_default=True,
-              help="local: transfer learning on this CPU (the 'train' extra).")
+@click.option("--backend", type=click.Choice(["local", "customvision"]), default="local", show_default=True,
+              help="local: transfer learning on this CPU (the 'train' extra); customvision: upload, train, "
+                   "publish and export in Azure Custom Vision (LANDUSE_CV_TRAINING_* settings, the 'cloud' extra).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True,
               help="Model folder to write (Custom Vision export layout).")
 @click.option("--epochs", type=int, default=10, show_default=True, help="Epochs (the first is a head warm-up).")
@@ -44,11 +45,34 @@ def _print_metrics(title: str, m: dict) -> None:
 @click.option("--threads", type=int, default=2, show_default=True, help="torch / onnxruntime threads (1-2).")
 @click.option("--report", "report", type=click.Path(path_type=Path), default=None,
               help="Write the full training report (JSON) here.")
+@click.option("--project", help="Custom Vision: project name (created when missing).")
+@click.option("--classification", type=click.Choice(["Multiclass", "Multilabel"]), default="Multiclass",
+              show_default=True, help="Custom Vision: classification type of a new project.")
+@click.option("--domain", default=None, help="Custom Vision: domain name (a compact one, so it can be exported).")
+@click.option("--tier", type=click.Choice(["F0", "S0"]), default="S0", show_default=True,
+              help="Custom Vision: pricing tier (training calls per second).")
+@click.option("--threshold", type=float, default=0.5, show_default=True,
+              help="Custom Vision: probability threshold of the performance table.")
+@click.option("--publish-name", default="production", show_default=True, help="Custom Vision: published iteration name.")
+@click.option("--no-publish", is_flag=True, help="Custom Vision: do not publish the iteration.")
+@click.option("--no-export", is_flag=True, help="Custom Vision: do not export / download the ONNX model.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 def command(dataset_dir: Path, backend: str, out: Path, epochs: int, folds: int, val_split: float,
             seed: int, int8: bool, image_size: int, batch_size: int, freeze_blocks: int, threads: int, report: Path | None,
-            overwrite: bool) -> None:
+            project: str | None, classification: str, domain: str | None, tier: str, threshold: float,
+            publish_name: str, no_publish: bool, no_export: bool, overwrite: bool) -> None:
     """Train a classifier from DATASET_DIR (one folder per tag) and export it to --out."""
+    if backend == "customvision":
+        from landuse.training.customvision import CVTrainOptions, train_customvision
+
+        if not project:
+            raise InputError("--backend customvision needs --project NAME (the Custom Vision project to create or reuse)")
+        opts = CVTrainOptions(project=project, classification_type=classification, tier=tier, threshold=threshold,
+                              publish_name=publish_name, publish=not no_publish, export=not no_export)
+        if domain:
+            opts.domain = domain
+        train_customvision(dataset_dir, out, opts, overwrite=overwrite, say=click.echo)
+        return
     try:
         import torch  # noqa: F401
     except ImportError as exc:
