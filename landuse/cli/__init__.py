@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -56,9 +57,12 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """Land use from aerial imagery on a stable 224 m plot grid."""
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    # Dask sets its own loggers to INFO; below -vv only its warnings reach the terminal.
+    # Dask sets its own loggers to INFO when `distributed` is imported (later, lazily): tell it
+    # through its config environment, and set the levels now for an already imported Dask.
+    dask_level = logging.DEBUG if verbose >= 2 else max(level, logging.WARNING)
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", logging.getLevelName(dask_level).lower())
     for name in ("distributed", "dask", "tornado", "bokeh"):
-        logging.getLogger(name).setLevel(max(level, logging.WARNING) if verbose < 2 else logging.DEBUG)
+        logging.getLogger(name).setLevel(dask_level)
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
 
