@@ -17,7 +17,6 @@ valid fraction.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -28,6 +27,7 @@ import numpy as np
 
 from landuse.errors import GridMismatchError, InputError, RunStoreError
 from landuse.grid import PlotGrid
+from landuse.store import read_finished_run
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +80,8 @@ def load_run(path: str | Path) -> Run:
     """Read a finished run directory into arrays."""
     import pyarrow.parquet as pq
 
-    path = Path(path)
-    for name in ("grid.json", "manifest.json", "plots.parquet"):
-        if not (path / name).exists():
-            raise RunStoreError(
-                f"{path} is not a finished run ({name} missing); run `landuse classify ... --out {path}` to completion first"
-            )
-    grid = PlotGrid.load(path / "grid.json")
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise RunStoreError(f"{path / 'manifest.json'} is not valid JSON ({exc}); rerun the classification with --overwrite") from None
-    labels = [str(v) for v in manifest.get("labels") or []]
-    if not labels:
-        raise RunStoreError(f"{path / 'manifest.json'} lists no labels; rerun the classification with --overwrite")
+    meta = read_finished_run(path, needs=("plots.parquet",))
+    path, grid, manifest, labels = meta.path, meta.grid, meta.manifest, meta.labels
     prob_cols = [f"prob_{t}" for t in labels]
     try:
         table = pq.read_table(path / "plots.parquet", columns=["row", "col", "class_index", "valid_fraction", *prob_cols])
@@ -115,8 +103,7 @@ def load_run(path: str | Path) -> Run:
     probs[:, classes < 0] = np.nan
     with np.errstate(invalid="ignore"):
         prob = np.where(classes >= 0, np.nanmax(np.where(classes >= 0, probs, -1.0), axis=0), np.nan).astype(np.float32)
-    period = str(manifest.get("period") or path.name)
-    return Run(path, grid, labels, period, classes, prob, probs, valid, manifest)
+    return Run(path, grid, labels, meta.period, classes, prob, probs, valid, manifest)
 
 
 def plurality_filter(classes: np.ndarray, n_classes: int) -> np.ndarray:

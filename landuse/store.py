@@ -37,6 +37,37 @@ SUMMARY = "summary.json"
 VOLATILE_KEYS = frozenset({"created"})
 
 
+@dataclass(frozen=True)
+class FinishedRun:
+    """What every reader of a finished run directory needs first: grid, manifest, tags, period."""
+
+    path: Path
+    grid: PlotGrid
+    manifest: dict[str, Any]
+    labels: list[str]
+    period: str
+
+
+def read_finished_run(path: str | Path, needs: Iterable[str] = ()) -> FinishedRun:
+    """Open a finished run directory (``grid.json``, ``manifest.json`` and the files in ``needs``),
+    with one-line errors that say how to fix an incomplete or damaged run."""
+    path = Path(path)
+    for name in ("grid.json", "manifest.json", *needs):
+        if not (path / name).exists():
+            raise RunStoreError(
+                f"{path} is not a finished run ({name} missing); run `landuse classify ... --out {path}` to completion first"
+            )
+    grid = PlotGrid.load(path / "grid.json")
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise RunStoreError(f"{path / 'manifest.json'} is not valid JSON ({exc}); rerun the classification with --overwrite") from None
+    labels = [str(t) for t in manifest.get("labels") or []]
+    if not labels:
+        raise RunStoreError(f"{path / 'manifest.json'} lists no labels; rerun the classification with --overwrite")
+    return FinishedRun(path, grid, manifest, labels, str(manifest.get("period") or path.name))
+
+
 def build_manifest(
     *,
     grid: PlotGrid,

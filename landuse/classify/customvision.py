@@ -78,6 +78,22 @@ F0_MONTHLY_LIMIT = 10_000
 _RETRY_TEXT = re.compile(r"retry after (\d+(?:\.\d+)?) second", re.IGNORECASE)
 
 
+def retry_after_seconds(response: Any) -> float | None:
+    """Seconds a throttled response asks to wait: the ``Retry-After`` header (seconds or an HTTP
+    date), else the "retry after N second" text of Azure's 429 message; ``None`` when neither."""
+    value = response.headers.get("Retry-After") if response is not None else None
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    match = _RETRY_TEXT.search(getattr(response, "text", "") or "")
+    return float(match.group(1)) if match else None
+
+
 class _Secret:
     """A string that never shows itself in a repr and refuses to be pickled."""
 
@@ -607,18 +623,7 @@ class CustomVisionClassifier:
         return ceiling * (0.5 + 0.5 * random.random())
 
     def _retry_after(self, response: Any) -> float | None:
-        value = response.headers.get("Retry-After") if response is not None else None
-        if value:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                try:
-                    return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-                except (TypeError, ValueError):
-                    pass
-        text = getattr(response, "text", "") or ""
-        match = _RETRY_TEXT.search(text)
-        return float(match.group(1)) if match else None
+        return retry_after_seconds(response)
 
     def _call(self, data: bytes, cancel: threading.Event) -> list[tuple[str, str, float]]:
         """POST one image; return ``[(tag name, tag type, probability)]``. Retries per the module doc."""

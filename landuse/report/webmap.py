@@ -40,6 +40,7 @@ import numpy as np
 
 from landuse.errors import InputError, OutputExistsError, RunStoreError
 from landuse.grid import PlotGrid
+from landuse.store import read_finished_run
 
 log = logging.getLogger(__name__)
 
@@ -103,21 +104,8 @@ def load_run_layer(path: str | Path) -> RunLayer:
     """Grid, manifest, class raster and its colours of a finished run directory."""
     import rasterio
 
-    path = Path(path)
-    for name in ("grid.json", "manifest.json", "classes.tif"):
-        if not (path / name).exists():
-            raise RunStoreError(
-                f"{path} is not a finished run ({name} missing); run `landuse classify ... --out {path}` to completion first"
-            )
-    grid = PlotGrid.load(path / "grid.json")
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise RunStoreError(f"{path / 'manifest.json'} is not valid JSON ({exc}); rerun the classification with --overwrite") from None
-    labels = [str(t) for t in manifest.get("labels") or []]
-    if not labels:
-        raise RunStoreError(f"{path / 'manifest.json'} lists no labels; rerun the classification with --overwrite")
-    period = str(manifest.get("period") or path.name)
+    meta = read_finished_run(path, needs=("classes.tif",))
+    path, grid, manifest, labels, period = meta.path, meta.grid, meta.manifest, meta.labels, meta.period
     with rasterio.open(path / "classes.tif") as src:
         if (src.height, src.width) != grid.shape or src.crs != grid.crs:
             raise RunStoreError(

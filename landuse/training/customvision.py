@@ -38,7 +38,6 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +54,6 @@ MAX_UPLOAD_BYTES = 6 * 1024 * 1024
 TRAINING_TPS = {"F0": 2.0, "S0": 10.0}
 LEDGER_NAME = ".landuse-cv-uploads.jsonl"
 DEFAULT_DOMAIN = "General (compact)"
-_RETRY_TEXT = re.compile(r"retry after (\d+(?:\.\d+)?) second", re.IGNORECASE)
 OK_STATUSES = ("OK", "OKDuplicate")
 
 
@@ -174,17 +172,9 @@ class TrainingAPI:
         self._next = max(now, self._next) + self.interval
 
     def _retry_after(self, response: Any) -> float | None:
-        value = response.headers.get("Retry-After") if response is not None else None
-        if value:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                try:
-                    return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-                except (TypeError, ValueError):
-                    pass
-        match = _RETRY_TEXT.search(getattr(response, "text", "") or "")
-        return float(match.group(1)) if match else None
+        from landuse.classify.customvision import retry_after_seconds
+
+        return retry_after_seconds(response)
 
     def _backoff(self, attempt: int) -> float:
         return min(30.0, self.options.backoff_base * 2**attempt) * (0.5 + 0.5 * random.random())
