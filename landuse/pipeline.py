@@ -471,6 +471,8 @@ class _Reporter:
         class Rate(ProgressColumn):
             def render(self, task: Any) -> Text:
                 speed = task.finished_speed or task.speed
+                if not speed and task.completed and task.elapsed:
+                    speed = task.completed / task.elapsed  # one update only (a small run)
                 return Text(f"{speed:,.0f} plots/s" if speed else "- plots/s")
 
         bar = Progress(
@@ -654,6 +656,7 @@ def finalise(store: RunStore, chunks: Sequence[Chunk]) -> dict[str, Any]:
     """Merge the parts into plots.parquet, plots.geojson, classes.tif, probabilities.tif;
     return the summary (without timings; the caller writes summary.json last)."""
     import geopandas as gpd
+    import pandas as pd
 
     from landuse.report import files
 
@@ -667,7 +670,8 @@ def finalise(store: RunStore, chunks: Sequence[Chunk]) -> dict[str, Any]:
         raise RunStoreError(
             f"{store.root} parts hold {table.num_rows} rows for {grid.size} plots (duplicates or gaps); rerun with --overwrite"
         )
-    df = table.to_pandas()
+    # keep class_index an integer column with nulls (pandas would make it float64)
+    df = table.to_pandas(types_mapper={pa.int16(): pd.Int16Dtype()}.get)
     df.insert(0, "plot_id", grid.plot_ids(rows, cols))
     gdf = gpd.GeoDataFrame(df, geometry=grid.footprints(rows, cols), crs=grid.crs.to_wkt())
     provenance = {k: v for k, v in store.manifest.items()}

@@ -39,6 +39,8 @@ def command(ctx: click.Context, run_a: Path, run_b: Path, change_dir: Path | Non
     )
     for note in r.notes:
         click.echo(f"note: {note}", err=True)
+    if quiet:
+        return
     click.echo(
         f"wrote {r.path} ({r.bytes / 1e6:.1f} MB; {r.change_features:,} change plots, "
         f"{r.thumbnails:,} with thumbnails; {r.seconds:.1f} s)"

@@ -62,12 +62,13 @@ def command(
 
     result = tile(scene, grid, out, min_valid=min_valid, fmt=fmt, size=int(size), plot_mask=mask,
                   overwrite=overwrite, progress=progress)
-    click.echo(
-        f"{result.plots} plots touched on {grid.describe()}: {result.chips} chips "
-        f"(valid >= {min_valid:g}), {result.not_classified} not classified"
-    )
-    click.echo(f"chips:  {result.chips_dir}")
-    click.echo(f"index:  {result.index_path}")
-    click.echo(f"grid:   {result.grid_path}")
+    if not quiet:
+        click.echo(
+            f"{result.plots} plots touched on {grid.describe()}: {result.chips} chips "
+            f"(valid >= {min_valid:g}), {result.not_classified} not classified"
+        )
+        click.echo(f"chips:  {result.chips_dir}")
+        click.echo(f"index:  {result.index_path}")
+        click.echo(f"grid:   {result.grid_path}")
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
