@@ -180,6 +180,8 @@ class FakeTraining:
             def _send(self, status: int, body: Any, reason: str | None = None, headers: dict | None = None,
                       raw: bytes | None = None, ctype: str = "application/json") -> None:
                 data = raw if raw is not None else json.dumps(body).encode()
+                # log before answering: a client may act on the answer before this thread resumes
+                fake.log.append((self.command, urlsplit(self.path).path, status))
                 self.send_response(status, reason)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
@@ -187,7 +189,6 @@ class FakeTraining:
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
-                fake.log.append((self.command, urlsplit(self.path).path, status))
 
             def _err(self, status: int, code: str, message: str) -> None:
                 self._send(status, {"code": code, "message": message})
