@@ -54,6 +54,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shown(path: str | Path) -> str:
+    """A path as results record it: relative to the repository when inside it (no machine paths)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
@@ -312,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "raster": {"size_px": size, "mb": round(raster.stat().st_size / 1e6, 1), "layout": "tiled 512, DEFLATE+PRED2, RGB"},
-        "model": model,
+        "model": _shown(model),
     }
     result["a"] = bench_a(model, args.a_plots, args.batch_size)
     print(f"(a) bare inference: {result['a']}", flush=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -66,6 +67,18 @@ def read_finished_run(path: str | Path, needs: Iterable[str] = ()) -> FinishedRu
     if not labels:
         raise RunStoreError(f"{path / 'manifest.json'} lists no labels; rerun the classification with --overwrite")
     return FinishedRun(path, grid, manifest, labels, str(manifest.get("period") or path.name))
+
+
+def swap_in_dir(tmp: Path, out: Path) -> None:
+    """Move a finished temporary folder to ``out``, replacing an existing ``out`` only after the new
+    one is complete (the old one is renamed aside, then removed)."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out)
 
 
 def build_manifest(

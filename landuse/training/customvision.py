@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from landuse.errors import DatasetError, EndpointError, InputError, ModelError, OutputExistsError
+from landuse.store import swap_in_dir
 
 log = logging.getLogger(__name__)
 
@@ -548,13 +549,7 @@ def unpack_export(data: bytes, out: Path, extra: dict[str, Any], overwrite: bool
                 raise ModelError(f"the ONNX export has no {need}; export again from the portal")
         for name, obj in extra.items():
             (tmp / name).write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
+        swap_in_dir(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from landuse.errors import OutputExistsError
+from landuse.store import swap_in_dir
 
 INPUT_NAME = "data"
 OUTPUT_NAME = "model_output"
@@ -150,13 +150,7 @@ def write_export(
             "Training": provenance,
         }
         (tmp / "cvexport.manifest").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out_dir)
+        swap_in_dir(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from landuse.errors import InputError, RasterError
 from landuse.grid import PlotGrid
+from landuse.store import swap_in_dir
 
 DEFAULT_PURITY = 0.75
 DEFAULT_SUB = 16  # sub-cells per plot side: 14 m cells for 224 m plots (NLCD is 30 m)
@@ -433,13 +434,7 @@ def build_dataset(
         }
         (tmp / "index.geojson").write_text(json.dumps(doc) + "\n")
         grid.save(tmp / "grid.json")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
+        swap_in_dir(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
