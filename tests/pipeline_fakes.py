@@ -160,3 +160,33 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def mean_colour_export(folder: Path) -> Path:
+    """A Custom Vision-style export folder: mean colour -> nearest of 3 class colours (softmax)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    folder.mkdir()
+    w = (COLOURS.T / 255.0 * 8.0).astype(np.float32)  # (3 channels, 3 classes)
+    b = (-0.5 * (COLOURS / 255.0 * 8.0 * COLOURS / 255.0).sum(axis=1)).astype(np.float32)
+    nodes = [
+        helper.make_node("ReduceMean", ["data"], ["means"], axes=[2, 3], keepdims=0),
+        helper.make_node("MatMul", ["means", "W"], ["mw"]),
+        helper.make_node("Add", ["mw", "B"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["model_output"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "meancolour",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("model_output", TensorProto.FLOAT, ["N", 3])],
+        initializer=[helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel().tolist()),
+                     helper.make_tensor("B", TensorProto.FLOAT, b.shape, b.ravel().tolist())],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    for k, v in {"Image.BitmapPixelFormat": "Rgb8", "Image.NominalPixelRange": "Normalized_0_1"}.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, folder / "model.onnx")
+    (folder / "labels.txt").write_text("\n".join(LABELS) + "\n")
+    return folder

@@ -28,6 +28,7 @@ from pipeline_fakes import (  # noqa: E402
     fake_grid,
     fake_scene,
     make_fake,
+    mean_colour_export,
     truth_class,
     truth_covered,
     truth_valid,
@@ -207,37 +208,6 @@ def test_resume_after_sigkill_computes_every_plot_once(tmp_path):
     assert df.equals(ref)
 
 
-def _mean_colour_model(folder: Path) -> Path:
-    """A Custom Vision-style export folder: mean colour -> nearest of 3 class colours (softmax)."""
-    import onnx
-    from onnx import TensorProto, helper
-    from pipeline_fakes import COLOURS
-
-    folder.mkdir()
-    w = (COLOURS.T / 255.0 * 8.0).astype(np.float32)  # (3 channels, 3 classes)
-    b = (-0.5 * (COLOURS / 255.0 * 8.0 * COLOURS / 255.0).sum(axis=1)).astype(np.float32)
-    nodes = [
-        helper.make_node("ReduceMean", ["data"], ["means"], axes=[2, 3], keepdims=0),
-        helper.make_node("MatMul", ["means", "W"], ["mw"]),
-        helper.make_node("Add", ["mw", "B"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["model_output"], axis=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "meancolour",
-        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, 32, 32])],
-        [helper.make_tensor_value_info("model_output", TensorProto.FLOAT, ["N", 3])],
-        initializer=[helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel().tolist()),
-                     helper.make_tensor("B", TensorProto.FLOAT, b.shape, b.ravel().tolist())],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    for k, v in {"Image.BitmapPixelFormat": "Rgb8", "Image.NominalPixelRange": "Normalized_0_1"}.items():
-        model.metadata_props.add(key=k, value=v)
-    onnx.save(model, folder / "model.onnx")
-    (folder / "labels.txt").write_text("\n".join(LABELS) + "\n")
-    return folder
-
-
 def test_cli_classify_real_rasters_then_rerun_does_nothing(tmp_path, write_raster):
     from pipeline_fakes import COLOURS
 
@@ -253,7 +223,7 @@ def test_cli_classify_real_rasters_then_rerun_does_nothing(tmp_path, write_raste
     rgb[:, : px // 2, :] = 0  # top half of the first plot row is nodata -> partial
     x0, y0 = 448_000.0, 4_704_000.0
     tif = write_raster("img.tif", rgb, "EPSG:26914", Affine(s, 0, x0, 0, -s, y0), nodata=0)
-    model = _mean_colour_model(tmp_path / "model")
+    model = mean_colour_export(tmp_path / "model")
     out = tmp_path / "run"
     args = ["classify", str(tif), "--period", "2016", "--out", str(out), "--model", str(model),
             "--scheduler", "synchronous", "--chunk-plots", "16"]
@@ -291,7 +261,7 @@ def test_real_naip_both_dates_on_one_grid(tmp_path):
 
     folder = shared_data("rasters", "naip_nd_timeseries")
     files = sorted(folder.glob("*.tif"))
-    model = _mean_colour_model(tmp_path / "model")
+    model = mean_colour_export(tmp_path / "model")
     grid = PlotGrid.from_rasters(files)
     grid.save(tmp_path / "grid.json")
     for f, name in zip(files, ("p2010", "p2018"), strict=True):

@@ -15,6 +15,7 @@ from PIL import Image
 
 from landuse.errors import GridMismatchError, InputError, OutputExistsError
 from landuse.report.webmap import write_report
+from tests.pipeline_fakes import mean_colour_export
 from tests.runfactory import COLORS, LABELS, make_grid, make_pair, write_run
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -289,35 +290,6 @@ def test_offline_browser_setup_catches_network_requests(pair, browser, tmp_path)
     assert any("ERR_PROXY_CONNECTION_FAILED" in e["message"] for e in errors)
 
 
-def _mean_colour_model(folder: Path) -> Path:
-    """A tiny Custom Vision-style ONNX export: mean colour -> nearest of three class colours."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    colours = np.array([[200, 170, 120], [40, 140, 40], [200, 40, 40]], dtype=np.float32) / 255.0 * 8.0
-    folder.mkdir()
-    nodes = [
-        helper.make_node("ReduceMean", ["data"], ["means"], axes=[2, 3], keepdims=0),
-        helper.make_node("MatMul", ["means", "W"], ["mw"]),
-        helper.make_node("Add", ["mw", "B"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["model_output"], axis=1),
-    ]
-    w, b = colours.T.copy(), -0.5 * (colours * colours / 8.0).sum(axis=1)
-    graph = helper.make_graph(
-        nodes, "meancolour",
-        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, 32, 32])],
-        [helper.make_tensor_value_info("model_output", TensorProto.FLOAT, ["N", 3])],
-        initializer=[helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel().tolist()),
-                     helper.make_tensor("B", TensorProto.FLOAT, b.shape, b.ravel().tolist())],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    for k, v in {"Image.BitmapPixelFormat": "Rgb8", "Image.NominalPixelRange": "Normalized_0_1"}.items():
-        model.metadata_props.add(key=k, value=v)
-    onnx.save(model, folder / "model.onnx")
-    (folder / "labels.txt").write_text("Barren\nCultivated\nDeveloped\n")
-    return folder
-
-
 @pytest.mark.browser
 def test_real_naip_classify_change_report_in_chromium(tmp_path, browser):
     """Real NAIP (North Dakota 2010 / 2018) through `landuse classify`, `change` and `report`:
@@ -327,7 +299,7 @@ def test_real_naip_classify_change_report_in_chromium(tmp_path, browser):
     from tests.conftest import shared_data
 
     files = sorted(shared_data("rasters", "naip_nd_timeseries").glob("*.tif"))
-    model = _mean_colour_model(tmp_path / "model")
+    model = mean_colour_export(tmp_path / "model")
     PlotGrid.from_rasters(files).save(tmp_path / "grid.json")
     for f, period in zip(files, ("2010", "2018"), strict=True):
         assert main(["-q", "classify", str(f), "--period", period, "--out", str(tmp_path / period), "--model", str(model),

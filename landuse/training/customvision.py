@@ -26,7 +26,6 @@ idempotent calls are retried with backoff; 401 / 403 fail at once. The training 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -41,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from landuse.classify.base import sha256_file
 from landuse.errors import DatasetError, EndpointError, InputError, ModelError, OutputExistsError
 from landuse.store import swap_in_dir
 
@@ -257,14 +257,6 @@ def error_detail(exc: Any) -> tuple[str | None, str]:
 # the upload ledger
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 class UploadLedger:
     """Append-only JSONL of images a project accepted: {project, sha256, file, tag, status}."""
 
@@ -370,7 +362,7 @@ def upload_images(
         size = path.stat().st_size
         if size > MAX_UPLOAD_BYTES:
             raise DatasetError(f"image {path} is {size / 1e6:.1f} MB, above Custom Vision's 6 MB upload limit; shrink it")
-        sha = file_sha256(path)
+        sha = sha256_file(path)
         if ledger.has(project_id, sha):
             rep.skipped += 1
         else:
