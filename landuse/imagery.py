@@ -51,9 +51,10 @@ from typing import Any
 
 import numpy as np
 from affine import Affine
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
-from rasterio.errors import NodataShadowWarning
+from rasterio.errors import NodataShadowWarning, RasterioError
 from rasterio.windows import Window
 
 from landuse.errors import InputError, RasterError
@@ -115,6 +116,15 @@ def close_datasets() -> None:
     while cache:
         _, ds = cache.popitem()
         ds.close()
+
+
+def unreadable(name: str, exc: BaseException) -> RasterError:
+    """One line for a raster whose pixels cannot be read (truncated / damaged file, lost URL)."""
+    detail = " ".join(str(exc).split())[:160]
+    return RasterError(
+        f"cannot read the pixels of {name} ({detail}); the file is damaged or truncated: check it with "
+        "`gdalinfo -checksum`, copy it again, or leave it out"
+    )
 
 
 # -- sources ----------------------------------------------------------------------------------
@@ -617,7 +627,10 @@ class Scene:
         for i in self.files_intersecting(grid.crs, cb):
             if target.full():
                 break
-            self._read_into(self._files[i], bboxes[i], target)
+            try:
+                self._read_into(self._files[i], bboxes[i], target)
+            except (RasterioError, CPLE_BaseError) as exc:
+                raise unreadable(self._files[i].name, exc) from None
         return target.rgb, target.valid
 
     def read_chunk(self, grid: PlotGrid, chunk: Chunk, pixels: int = 224) -> tuple[np.ndarray, np.ndarray]:
@@ -734,7 +747,10 @@ class Scene:
         transform = grid.transform @ Affine.scale(1.0 / k)
         bboxes = self.bboxes(grid.crs)
         for i in idx:
-            self._coverage_into(self._files[i], bboxes[i], grid.crs, transform, target_valid)
+            try:
+                self._coverage_into(self._files[i], bboxes[i], grid.crs, transform, target_valid)
+            except (RasterioError, CPLE_BaseError) as exc:
+                raise unreadable(self._files[i].name, exc) from None
         cov = target_valid.reshape(grid.height, k, grid.width, k).mean(axis=(1, 3), dtype=np.float64)
         return cov.astype(np.float32)
 

@@ -40,7 +40,14 @@ import pyarrow as pa
 from landuse.classify.base import decide, load_classifier, sha256_file
 from landuse.errors import InputError, LanduseError, RunStoreError
 from landuse.grid import Chunk, PlotGrid
-from landuse.store import RunStore, build_manifest
+from landuse.store import (
+    RunStore,
+    build_manifest,
+    mark_complete,
+    open_run,
+    unmark_complete,
+    writing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -507,11 +514,14 @@ def classify_scene(
     workers: int | None = None,
     overwrite: bool = False,
     quiet: bool = False,
+    wait: bool = False,
 ) -> RunResult:
     """Classify every plot of ``grid`` from ``scene`` into the run directory ``out``.
 
     Resumable: parts already in ``out`` for an equal manifest are kept; a different manifest
-    raises :class:`RunStoreError` unless ``overwrite``.
+    raises :class:`RunStoreError` unless ``overwrite``. The run directory is locked while the run
+    writes it (a second run into it fails naming the holder, or waits with ``wait``); a failure
+    before the first part leaves nothing behind; ``complete.json`` is written last.
     """
     t_start = time.perf_counter()
     check_scheduler(scheduler)
@@ -555,7 +565,32 @@ def classify_scene(
         },
         period=period,
     )
-    store = RunStore.prepare(out, manifest, overwrite=overwrite)
+    with open_run(out, manifest, overwrite=overwrite, wait=wait) as store:
+        return _classify_into(store, scene, grid, clf, model, chunks, labels, pixels, rep, t_start,
+                              aoi_mask=aoi_mask, min_valid=min_valid, threshold=threshold,
+                              batch_size=batch_size, scheduler=scheduler, workers=workers)
+
+
+def _classify_into(
+    store: RunStore,
+    scene: Any,
+    grid: PlotGrid,
+    clf: Any,
+    model: ModelRef,
+    chunks: list[Chunk],
+    labels: list[str],
+    pixels: int,
+    rep: _Reporter,
+    t_start: float,
+    *,
+    aoi_mask: np.ndarray | None,
+    min_valid: float,
+    threshold: float,
+    batch_size: int,
+    scheduler: str,
+    workers: int,
+) -> RunResult:
+    """The body of :func:`classify_scene` once the run directory is open and locked."""
     todo = [ch for ch in chunks if not store.has_part(ch)]
     skipped = len(chunks) - len(todo)
     if not todo and store.is_finalised():
@@ -566,6 +601,7 @@ def classify_scene(
         rep.say(msg)
         summary = json.loads(store.output("summary.json").read_text())
         return RunResult(store.root, False, msg, _outputs(store), summary, 0, skipped)
+    unmark_complete(store.root)  # from here on the outputs are rewritten: not finished until the end
     if skipped:
         rep.say(f"resuming {store.root}: {skipped} of {len(chunks)} chunks already done, {len(todo)} to compute")
 
@@ -620,6 +656,30 @@ def classify_scene(
     classify_s = time.perf_counter() - t_classify
 
     t_final = time.perf_counter()
+    then = "then rerun the same `landuse classify` to complete the run (its parts are kept)"
+    with writing(store.root, then):
+        return _finish(store, grid, chunks, todo, stats, computed, skipped, rep, t_start, t_final, classify_s,
+                       scheduler=scheduler, workers=workers, batch_size=batch_size)
+
+
+def _finish(
+    store: RunStore,
+    grid: PlotGrid,
+    chunks: list[Chunk],
+    todo: list[Chunk],
+    stats: dict[str, Any],
+    computed: int,
+    skipped: int,
+    rep: _Reporter,
+    t_start: float,
+    t_final: float,
+    classify_s: float,
+    *,
+    scheduler: str,
+    workers: int,
+    batch_size: int,
+) -> RunResult:
+    """Finalise the outputs, write summary.json, then the finished-run marker (last)."""
     summary = finalise(store, chunks)
     summary["timings"] = {
         "wall_s": round(time.perf_counter() - t_start, 3),
@@ -639,6 +699,7 @@ def classify_scene(
     from landuse.report.files import write_json
 
     write_json(store.output("summary.json"), summary)
+    mark_complete(store.root, parts=len(chunks), plots=grid.size)
     msg = f"classified {grid.size:,} plots into {store.root} ({computed} chunks computed, {skipped} reused)"
     rep.say(msg)
     for name, path in _outputs(store).items():
@@ -793,15 +854,23 @@ def classify_imagery(
     bands: Sequence[int] | None = None,
     backend: str = "onnx",
     backend_options: dict[str, Any] | None = None,
+    stretch: Any = None,
+    yes: bool = False,
     **options: Any,
 ) -> RunResult:
-    """``landuse classify``: open the imagery, plan the grid, classify (see :func:`classify_scene`)."""
+    """``landuse classify``: open the imagery, plan the grid, check the plan (pixel size and job
+    size: a job over the stated size needs ``yes``), classify (see :func:`classify_scene`)."""
     from landuse.imagery import Scene
+    from landuse.plan import check_job, check_plot_size
 
     if not sources:
         raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
-    scene = Scene.open(list(sources), bands=list(bands) if bands else None)
+    check_plot_size(plot_size_m)
+    scene = Scene.open(list(sources), bands=list(bands) if bands else None, stretch=stretch)
     grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
+    tps = (backend_options or {}).get("tps") if backend == "customvision" else None
+    check_job("classify", grid, scene.files, yes=yes, plots=int(mask.sum()) if mask is not None else None,
+              workers=options.get("workers"), plots_per_s=tps)
     if backend == "onnx":
         source = None if model is None or str(model) == "default" else str(Path(model).resolve())
         ref = ModelRef(source, tuple(sorted((backend_options or {}).items())))

@@ -23,6 +23,7 @@ from landuse.change import (
 from landuse.cli import main
 from landuse.errors import GridMismatchError, InputError, RunStoreError
 from landuse.grid import PlotGrid
+from landuse.store import mark_complete
 
 LABELS = ["Barren", "Cultivated", "Developed"]
 PLOT_HA = 224 * 224 / 10_000  # 5.0176 ha
@@ -44,6 +45,7 @@ def write_run(path: Path, grid: PlotGrid, classes, winning=None, valid=None, per
         p = np.where(cls == k, winning.ravel(), (1 - winning.ravel()) / 2)
         data[f"prob_{t}"] = np.where(cls >= 0, p, np.nan).astype(np.float32)
     pq.write_table(pa.table(data), path / "plots.parquet")
+    mark_complete(path, parts=1, plots=h * w, files=["plots.parquet"])
     return path
 
 

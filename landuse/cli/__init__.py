@@ -83,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("landuse: interrupted", err=True)
         return 130
+    except OSError as exc:
+        # a write that ran out of space / hit a read-only or forbidden folder, wherever it was
+        from landuse.store import write_error, write_problem
+
+        if write_problem(exc) is None:
+            raise
+        click.echo(f"landuse: error: {write_error(exc.filename or 'an output', exc)}", err=True)
+        return 1
     return 0
 
 

@@ -43,6 +43,10 @@ def _parse_bands(value: str | None) -> list[int] | None:
 @click.option("--tps", type=float, help="Custom Vision calls per second (overrides the tier's quota).")
 @click.option("--store", is_flag=True, help="Custom Vision: keep the images in the portal (the stored route).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing, different run in --out.")
+@click.option("--stretch", default=None, help="Map non-8-bit imagery to 0..255: 'auto' (2-98 percentiles), LOW,HIGH, or "
+              "LOW,HIGH,LOW,HIGH,LOW,HIGH per band (R,G,B).")
+@click.option("--yes", is_flag=True, help="Run a job over the stated size (plots / hours) without asking.")
+@click.option("--wait", is_flag=True, help="If another run is writing --out, wait for it instead of failing.")
 @click.option("--dry-run", is_flag=True, help="Count the plots (and, for Custom Vision, the calls and their cost); classify nothing.")
 @click.pass_context
 def command(
@@ -65,6 +69,9 @@ def command(
     tps: float | None,
     store: bool,
     overwrite: bool,
+    stretch: str | None,
+    yes: bool,
+    wait: bool,
     dry_run: bool,
 ) -> None:
     """Classify every plot of IMAGERY (one period) into the run directory --out.
@@ -77,7 +84,7 @@ def command(
     quiet = bool((ctx.obj or {}).get("quiet"))
     if dry_run:
         click.echo(dry_run_text(list(imagery), grid_file, aoi, plot_size, _parse_bands(bands), min_valid, backend,
-                                {"tier": tier, "tps": tps, "store": store}))
+                                {"tier": tier, "tps": tps, "store": store}, stretch, workers))
         return
     classify_imagery(
         list(imagery),
@@ -97,6 +104,9 @@ def command(
         workers=workers,
         overwrite=overwrite,
         quiet=quiet,
+        stretch=stretch,
+        yes=yes,
+        wait=wait,
     )
 
 
@@ -109,18 +119,26 @@ def dry_run_text(
     min_valid: float,
     backend: str,
     cv_options: dict,
+    stretch: str | None = None,
+    workers: int | None = None,
 ) -> str:
     """What a run would do, from the imagery footprints and masks only (no model call)."""
     from landuse.imagery import Scene
     from landuse.pipeline import plan_grid
+    from landuse.plan import check_pixels, check_plot_size, plan_job
 
-    scene = Scene.open(imagery, bands=bands)
+    check_plot_size(plot_size)
+    scene = Scene.open(imagery, bands=bands, stretch=stretch)
     grid, mask = plan_grid(scene, grid_file, aoi, plot_size)
+    job = plan_job("classify", grid, scene.files, plots=int(mask.sum()) if mask is not None else None,
+                   workers=workers, plots_per_s=cv_options.get("tps") if backend == "customvision" else None)
+    check_pixels(job)
     cov = scene.coverage(grid)
     if mask is not None:
         cov = cov * mask
     plots = int((cov >= min_valid).sum())
     lines = [
+        f"plan: {job.describe()}",
         f"dry run: {grid.describe()}; about {plots} of {grid.size} plots have >= {min_valid:g} valid imagery "
         f"(estimated from the masks) and would be classified; {int(((cov > 0) & (cov < min_valid)).sum())} partial, "
         f"{int((cov == 0).sum())} without imagery"
