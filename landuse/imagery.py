@@ -255,6 +255,13 @@ def _parse_bands(bands: Sequence[int] | str | None) -> tuple[int, int, int] | No
 
 def inspect_source(path: str, bands: tuple[int, int, int] | None = None) -> SourceFile:
     """Open ``path`` once, check it is usable imagery and describe it."""
+    try:
+        return _inspect_source(path, bands)
+    except (RasterioError, CPLE_BaseError) as exc:
+        raise unreadable(_name(path), exc) from None
+
+
+def _inspect_source(path: str, bands: tuple[int, int, int] | None) -> SourceFile:
     ds = open_dataset(path)
     name = _name(path)
     if ds.crs is None:
@@ -321,8 +328,12 @@ def _user_stretch(stretch: Any) -> dict:
         raise InputError(f"stretch {stretch!r} is not (low, high) or three such pairs") from None
     if arr.shape == (2,):
         arr = np.tile(arr, (3, 1))
+    elif arr.shape == (6,):  # LOW,HIGH per band (R, G, B)
+        arr = arr.reshape(3, 2)
     if arr.shape != (3, 2) or not np.isfinite(arr).all() or (arr[:, 1] <= arr[:, 0]).any():
-        raise InputError(f"stretch {stretch!r} must be (low, high) with low < high, or three such pairs")
+        raise InputError(
+            f"stretch {stretch!r} must be LOW,HIGH with low < high, or three such pairs (R,G,B); e.g. --stretch 0,3000"
+        )
     return {"method": "user", "low": arr[:, 0].tolist(), "high": arr[:, 1].tolist()}
 
 

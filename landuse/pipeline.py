@@ -29,7 +29,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -345,7 +346,9 @@ class _Executor:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=_dashboard_address(),
-                silence_logs=logging.ERROR,
+                # workers' own log lines (shutdown heartbeats ...) only with -v; task errors
+                # still reach the client as exceptions
+                silence_logs=logging.ERROR if logging.getLogger().isEnabledFor(logging.INFO) else logging.CRITICAL,
             )
             self.client = Client(self.cluster)
             self._say_dashboard()
@@ -369,10 +372,11 @@ class _Executor:
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        with _quiet_dask_shutdown():
+            if self.client is not None:
+                self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
 
     def run(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterable[Any]:
         """Yield ``fn(item)`` for every item, in completion order."""
@@ -409,6 +413,36 @@ class _Executor:
             finally:
                 for fut in list(ac.futures):
                     fut.cancel()
+
+
+@contextmanager
+def _transient_on_error(bar: Any) -> Iterator[None]:
+    """A run that fails leaves no half-drawn progress bar above its one error line."""
+    try:
+        yield
+    except BaseException:
+        live = getattr(bar, "live", None)
+        if live is not None:
+            live.transient = True
+        raise
+
+
+@contextmanager
+def _quiet_dask_shutdown() -> Iterator[None]:
+    """Closing a cluster logs heartbeat / stream-closed noise: silence Dask's loggers meanwhile
+    (unless -v asked for INFO logs)."""
+    if logging.getLogger().isEnabledFor(logging.INFO):
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def _take(items: Any, n: int) -> list[Any]:
@@ -635,7 +669,7 @@ def _classify_into(
         busy = [ch for ch in todo if needs_reading(ch)]
         empty = [ch for ch in todo if not needs_reading(ch)]
         total = sum(ch.size for ch in todo)
-        with rep.progress(total) as bar:
+        with rep.progress(total) as bar, _transient_on_error(bar):
 
             def done(res: ChunkResult) -> None:
                 nonlocal computed

@@ -44,6 +44,9 @@ class PeriodSpec(_Strict):
     imagery: list[str] = Field(..., min_length=1, description="files, globs, VRTs or GDAL URLs")
     date: dt.date | int | None = Field(None, description="acquisition date or year (for annual rates)")
     bands: list[int] | None = Field(None, description="1-based source bands for R, G, B")
+    stretch: str | list[float] | None = Field(
+        None, description="non-8-bit imagery to 0..255: 'auto' (2-98 percentiles), [low, high] or [low, high] x 3 (R, G, B)"
+    )
 
     @field_validator("imagery", mode="before")
     @classmethod
@@ -265,6 +268,8 @@ def plan(wf: Workflow, base: Path) -> list[tuple[str, list[str]]]:
                 args += [opt, str(val)]
         if p.bands:
             args += ["--bands", ",".join(map(str, p.bands))]
+        if p.stretch is not None:
+            args += ["--stretch", p.stretch if isinstance(p.stretch, str) else ",".join(f"{v:g}" for v in p.stretch)]
         steps.append((f"classify {p.name}", args))
     if len(runs) >= 2 and wf.change.enabled:
         c = wf.change

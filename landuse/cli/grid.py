@@ -62,6 +62,7 @@ def summary(grid: PlotGrid, mask: np.ndarray | None = None) -> str:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="grid.json to write.")
 @click.option("--geojson", type=click.Path(dir_okay=False, path_type=Path), help="Also write the plots as EPSG:4326 GeoJSON (plot_id, row, col).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--yes", is_flag=True, help="Write a --geojson over the stated size without asking.")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -72,6 +73,7 @@ def command(
     out: Path,
     geojson: Path | None,
     overwrite: bool,
+    yes: bool,
 ) -> None:
     """Build the 224 m plot grid covering IMAGERY (or --aoi) and write it to --out."""
     if not imagery and aoi is None:
@@ -86,6 +88,10 @@ def command(
     mask = None
     if aoi is not None:
         grid, mask = grid.crop_to_mask(grid.aoi_mask(aoi))
+    if geojson is not None:
+        from landuse.plan import check_job
+
+        check_job("grid", grid, plots=int(mask.sum()) if mask is not None else None, yes=yes)
     grid.save(out)
     written = [str(out)]
     if geojson is not None:

@@ -25,6 +25,7 @@ from landuse.tiler import DEFAULT_MIN_VALID, tile
 @click.option("--bands", default=None, help="Source bands for R,G,B, e.g. 1,2,3 (default: tagged colour bands, else 1,2,3).")
 @click.option("--stretch", default=None, help="'auto' (2-98 percentiles) or LOW,HIGH to map non-8-bit imagery to 0..255.")
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty --out, replacing earlier chips.")
+@click.option("--yes", is_flag=True, help="Tile a job over the stated size without asking.")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -40,6 +41,7 @@ def command(
     bands: str | None,
     stretch: str | None,
     overwrite: bool,
+    yes: bool,
 ) -> None:
     """Tile IMAGERY (files, globs, a VRT or URLs) into one chip per plot of the plot grid."""
     scene = Scene.open(list(imagery), bands=bands, stretch=stretch)
@@ -61,7 +63,7 @@ def command(
             click.echo(f"  read {done}/{total} chunks", err=True)
 
     result = tile(scene, grid, out, min_valid=min_valid, fmt=fmt, size=int(size), plot_mask=mask,
-                  overwrite=overwrite, progress=progress)
+                  overwrite=overwrite, progress=progress, yes=yes)
     if not quiet:
         click.echo(
             f"{result.plots} plots touched on {grid.describe()}: {result.chips} chips "

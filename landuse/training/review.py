@@ -88,8 +88,10 @@ def export_review(
     imagery: list[str] | None = None,
     chip_size: int = 256,
     overwrite: bool = False,
+    stretch: str | list[float] | None = None,
 ) -> ReviewResult:
-    """Write the ``n`` plots most worth a look (see the module doc) to ``out``."""
+    """Write the ``n`` plots most worth a look (see the module doc) to ``out`` (``stretch``:
+    as ``landuse classify --stretch``; default the stretch the run recorded)."""
     from landuse import __version__
     from landuse.change import load_run
     from landuse.imagery import Scene
@@ -119,7 +121,8 @@ def export_review(
                 f"the imagery of run {run.path} is {'not recorded' if not imagery else 'missing: ' + missing[0]}; "
                 "pass it with --imagery"
             )
-    scene = Scene.open(imagery)
+    recorded = (run.manifest.get("imagery") or {}).get("stretch")
+    scene = Scene.open(imagery, stretch=stretch if stretch is not None else (recorded if isinstance(recorded, dict) else None))
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
