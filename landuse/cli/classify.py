@@ -123,31 +123,9 @@ def dry_run_text(
     workers: int | None = None,
 ) -> str:
     """What a run would do, from the imagery footprints and masks only (no model call)."""
-    from landuse.imagery import Scene
-    from landuse.pipeline import plan_grid
-    from landuse.plan import check_pixels, check_plot_size, plan_job
+    from landuse.api.jobs import classify_plan
+    from landuse.api.options import CustomVisionOptions
 
-    check_plot_size(plot_size)
-    scene = Scene.open(imagery, bands=bands, stretch=stretch)
-    grid, mask = plan_grid(scene, grid_file, aoi, plot_size)
-    job = plan_job("classify", grid, scene.files, plots=int(mask.sum()) if mask is not None else None,
-                   workers=workers, plots_per_s=cv_options.get("tps") if backend == "customvision" else None)
-    check_pixels(job)
-    cov = scene.coverage(grid)
-    if mask is not None:
-        cov = cov * mask
-    plots = int((cov >= min_valid).sum())
-    lines = [
-        f"plan: {job.describe()}",
-        f"dry run: {grid.describe()}; about {plots} of {grid.size} plots have >= {min_valid:g} valid imagery "
-        f"(estimated from the masks) and would be classified; {int(((cov > 0) & (cov < min_valid)).sum())} partial, "
-        f"{int((cov == 0).sum())} without imagery"
-    ]
-    if backend == "customvision":
-        from landuse.pipeline import load_customvision
-
-        clf = load_customvision(None, **{k: v for k, v in cv_options.items() if v is not None})
-        lines.append(clf.dry_run(plots).describe() + "; no call made")
-    else:
-        lines.append("nothing was read or classified")
-    return "\n".join(lines)
+    return classify_plan(imagery, backend=backend, grid=grid_file, aoi=aoi, plot_size_m=plot_size,  # type: ignore[arg-type]
+                         bands=bands, min_valid=min_valid, customvision=CustomVisionOptions(**cv_options),
+                         stretch=stretch, workers=workers)
