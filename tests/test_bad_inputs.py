@@ -678,3 +678,19 @@ def test_quiet_local_cluster_prints_nothing(tmp_path: Path, model: Path, tif: Pa
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == "" and proc.stdout.strip() == "", proc.stderr
     assert (tmp_path / "run" / COMPLETE).exists()
+
+
+def test_custom_vision_training_connection_refused_fails_fast(tmp_path: Path, capfd, monkeypatch) -> None:
+    from tests.test_cv_training import RESOURCE, make_dataset
+
+    ds = make_dataset(tmp_path / "ds", per_tag=6)
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("LANDUSE_CV_TRAINING_ENDPOINT", endpoint)
+    monkeypatch.setenv("LANDUSE_CV_TRAINING_KEY", "k")
+    monkeypatch.setenv("LANDUSE_CV_PREDICTION_RESOURCE_ID", RESOURCE)
+    t0 = time.perf_counter()
+    fails(capfd, ["train", str(ds), "--backend", "customvision", "--project", "plots", "--out", str(tmp_path / "m")],
+          rf"training endpoint {re.escape(endpoint)} is not answering \(connection refused\)")
+    assert time.perf_counter() - t0 < 10.0
+    assert not (tmp_path / "m").exists()
