@@ -254,3 +254,24 @@ def test_written_page_exports_labels_file(runs, browser, tmp_path):
     index = _index(tmp_path / "ds")
     assert list(index) == [session.items[0].key] and index[session.items[0].key]["label"] == session.tags[1]
     assert index[session.items[0].key]["labelled_at"] == doc["labels"][0]["labelled_at"]
+
+
+def test_a_change_sample_is_labelled_blind_in_both_periods(runs, tmp_path):
+    """`landuse label SAMPLE`: the sample's plots, shuffled, blind, both periods, into SAMPLE/labels,
+    in the index format `landuse assess estimate` reads."""
+    from landuse.assess.sample import design_sample, estimate_sample
+    from landuse.label import resolve_source
+
+    design = design_sample(runs["change"], tmp_path / "sample", n=8, min_per_stratum=1, seed=3)
+    src = resolve_source(design.path)
+    assert src.blind and src.dataset == design.path / "labels" and src.other_run == Path(design.runs[1])
+    assert sorted(src.plot_ids) == sorted(design.plot_ids)
+    session = LabelSession.open(src.run, src.dataset, other_run=src.other_run, plot_ids=src.plot_ids, blind=src.blind)
+    assert [it.plot_id for it in session.items[::2]] == src.plot_ids
+    assert all("guesses" not in session.describe_item(i) for i in range(len(session.items)))
+    truth = {f["properties"]["plot_id"]: f["properties"]
+             for f in json.loads((SAMPLES / "truth.geojson").read_text())["features"]}
+    for it in session.items:  # the truth plays the labeller
+        session.label(it.key, truth[it.plot_id][f"class_{it.period}"])
+    est = estimate_sample(design.path, write=False)
+    assert est.labelled == len(design.plot_ids) and not est.unlabelled
