@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "parity": "parity",
     "dataset": "dataset",
     "review": "review",
+    "label": "label",
     "run": "run",
 }
 
