@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landuse import defaults
 from landuse.errors import InputError, RunStoreError
 from landuse.grid import PlotGrid
 from landuse.store import read_finished_run
@@ -44,9 +45,9 @@ STATUS_CODES = {"unchanged": 0, "changed": 1, "uncertain": 2, "unknown": 3}
 UNKNOWN_CLASS = -2  # from_cls / to_cls of the period where a plot is unknown
 UNKNOWN = "unknown"
 NOT_COMPARED = -1
-DEFAULT_MIN_CONFIDENCE = 0.6
-DEFAULT_HOTSPOT_BLOCK = 5
-DEVELOPED = "Developed"
+DEFAULT_MIN_CONFIDENCE = defaults.MIN_CONFIDENCE
+DEFAULT_HOTSPOT_BLOCK = defaults.HOTSPOT_BLOCK
+DEVELOPED = defaults.DEVELOPED_TAG
 
 
 @dataclass

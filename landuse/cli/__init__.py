@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "review": "review",
     "label": "label",
     "run": "run",
+    "assess": "assess",
 }
 
 
