@@ -227,9 +227,15 @@ def test_blind_two_periods_side_by_side(runs, browser, tmp_path):
 
 @pytest.mark.browser
 def test_written_page_exports_labels_file(runs, browser, tmp_path):
+    import landuse
+
+    res = landuse.label(runs["2016"], tmp_path / "ds", n=4, html=tmp_path / "page.html")  # the API job
     session = LabelSession.open(runs["2016"], tmp_path / "ds", n=4)
-    page = write_label_html(session, tmp_path / "page.html")
-    assert not (tmp_path / "ds").exists()  # nothing written before a label is given
+    assert res.session_id == session.session_id and res.total == 4 and res.remaining == 4
+    page = res.html
+    assert page is not None and not (tmp_path / "ds").exists()  # nothing written before a label is given
+    with pytest.raises(Exception, match="exists"):
+        write_label_html(session, page)
     text = page.read_text()
     assert "<script src" not in text and "http://" not in text.split("<script>window.LABEL_CONFIG")[0]
     state = _open(browser, page.as_uri())

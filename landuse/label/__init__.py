@@ -1,6 +1,6 @@
 """Label plots in a browser page: the plots worth asking about, their imagery, labels into a dataset.
 
-``label_page(run, dataset)`` chooses the plots (:mod:`landuse.label.selection`), opens a
+``landuse.label(run, dataset)`` (also ``label_page``) chooses the plots (:mod:`landuse.label.selection`), opens a
 :class:`LabelSession` (:mod:`landuse.label.session`: images, the dataset folder, resume) and
 either serves the page (:mod:`landuse.label.server`, FastAPI on 127.0.0.1) or writes it as one
 self-contained HTML file whose exported labels file :func:`import_labels` turns into the dataset.
@@ -29,7 +29,7 @@ from landuse.label.session import DEFAULT_CONTEXT, INDEX, INDEX_FIELDS, LabelIte
 
 __all__ = [
     "DEFAULT_CONTEXT", "INDEX", "INDEX_FIELDS", "STRATEGIES", "ImportResult", "LabelItem", "LabelResult", "LabelSession",
-    "LabelSource", "Pick", "RunPlots", "Selection", "import_labels", "label_page", "read_run_plots", "resolve_source",
+    "LabelSource", "Pick", "RunPlots", "Selection", "import_labels", "label", "label_page", "read_run_plots", "resolve_source",
     "select_plots", "serve_session", "write_label_html",
 ]
 EXPORT_KIND = "landuse-labels"
@@ -146,12 +146,12 @@ def resolve_source(path: str | Path, seed: int = 0) -> LabelSource:
     return LabelSource(runs[0], runs[-1] if design.kind == "change" and len(runs) > 1 else None, ids, True, path / "labels")
 
 
-def label_page(
-    run: str | Path,
+def label(
+    run: str | Path | Any,
     dataset: str | Path | None = None,
     *,
     other_run: str | Path | None = None,
-    change: str | Path | None = None,
+    change: str | Path | Any | None = None,
     plot_ids: Sequence[str] | None = None,
     n: int = 40,
     strategy: str = "mix",
@@ -171,12 +171,15 @@ def label_page(
     """Label plots of ``run`` into ``dataset``: serve the page (until interrupted; ``on_ready`` gets
     its url), or with ``html`` write it as one file.
 
-    ``run`` is a run directory, or a sample folder of ``landuse assess design`` (see
+    ``run`` is a run directory (or a :class:`~landuse.results.Run`), or a sample folder of ``landuse assess design`` (see
     :func:`resolve_source`: its plots, blind, into ``SAMPLE/labels`` unless ``dataset`` is given).
     ``other_run`` (a run of another period on the same grid) asks about each plot in both periods
     with the two images side by side; ``change`` (a ``landuse change`` output) feeds the
     ``changed`` strategy; ``plot_ids`` replaces the strategy with a list; ``blind`` hides the
     model's guess (reference labelling for an accuracy assessment)."""
+    run = getattr(run, "path", run)  # a Run / Change result stands for its folder
+    change = getattr(change, "path", change)
+    other_run = getattr(other_run, "path", other_run)
     src = resolve_source(run)
     dataset = dataset if dataset is not None else src.dataset
     if dataset is None:
@@ -200,6 +203,9 @@ def label_page(
     finally:
         server.stop()
     return result_of(session, url=url)
+
+
+label_page = label  # the name the contract used before the API existed
 
 
 @dataclass(frozen=True)
