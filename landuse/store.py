@@ -5,7 +5,8 @@ Layout of ``RUN_DIR``::
     manifest.json      written first: toolkit version, grid, inputs, model, parameters, period
     grid.json          the plot grid (``PlotGrid.load`` reads it back)
     parts/<chunk>.parquet   one part per chunk of plots, each written atomically
-    plots.parquet, plots.geojson, classes.tif, probabilities.tif, summary.json   (finalised outputs)
+    plots.parquet, plots.geojson, plots.gpkg, classes.tif, probabilities.tif, summary.json   (finalised outputs)
+    classes.qml / .sld / .tif.aux.xml, plots.qml / .sld   (styles: palette and class names)
     complete.json      written LAST: part and plot counts, size and sha256 of every output
     .lock              advisory lock held while a process writes the run (holder's pid inside)
 
@@ -41,7 +42,7 @@ from landuse.grid import Chunk, PlotGrid
 MANIFEST = "manifest.json"
 GRID = "grid.json"
 PARTS = "parts"
-OUTPUTS = ("plots.parquet", "plots.geojson", "classes.tif", "probabilities.tif", "summary.json")
+OUTPUTS = ("plots.parquet", "plots.geojson", "plots.gpkg", "classes.tif", "probabilities.tif", "summary.json")
 SUMMARY = "summary.json"
 COMPLETE = "complete.json"
 LOCK = ".lock"
