@@ -112,14 +112,14 @@ def tif(tmp_path: Path) -> Path:
     return write_tif(tmp_path / "ok.tif", rgb())
 
 
-def classify_args(tif: Path | str, out: Path, model: Path, *extra: str) -> list[str]:
-    return ["classify", str(tif), "--period", "2016", "--out", str(out), "--model", str(model),
+def classify_args(tif: Path | str, out: Path, model: Path, *extra: str, period: str = "2016") -> list[str]:
+    return ["classify", str(tif), "--period", period, "--out", str(out), "--model", str(model),
             "--scheduler", "synchronous", "--chunk-plots", "1", *extra]
 
 
-def finished_run(tmp_path: Path, tif: Path, model: Path, name: str = "run") -> Path:
+def finished_run(tmp_path: Path, tif: Path, model: Path, name: str = "run", period: str = "2016") -> Path:
     out = tmp_path / name
-    assert main(["-q", *classify_args(tif, out, model)]) == 0
+    assert main(["-q", *classify_args(tif, out, model, period=period)]) == 0
     assert (out / COMPLETE).exists()
     return out
 
@@ -365,7 +365,7 @@ def test_enospc_writing_a_part_keeps_the_finished_parts(tmp_path: Path, capfd, m
 
 def test_unfinished_and_altered_runs_refused_by_readers(tmp_path: Path, capfd, model: Path, tif: Path) -> None:
     a = finished_run(tmp_path, tif, model, "a")
-    b = finished_run(tmp_path, tif, model, "b")
+    b = finished_run(tmp_path, tif, model, "b", period="2021")
     (b / COMPLETE).unlink()
     for args in (["change", str(a), str(b), "--out", str(tmp_path / "c")],
                  ["report", str(a), str(b), "--out", str(tmp_path / "r.html"), "--basemap", "none"],
@@ -373,7 +373,7 @@ def test_unfinished_and_altered_runs_refused_by_readers(tmp_path: Path, capfd, m
         fails(capfd, args, r"b is unfinished \(no complete\.json\): rerun the same `landuse classify` to complete it")
     assert not (tmp_path / "c").exists() and not (tmp_path / "r.html").exists() and not (tmp_path / "rev").exists()
     # rerunning the same command completes it without recomputing
-    assert main(["-q", *classify_args(tif, b, model)]) == 0 and (b / COMPLETE).exists()
+    assert main(["-q", *classify_args(tif, b, model, period="2021")]) == 0 and (b / COMPLETE).exists()
     # an output changed after the run finished
     with open(a / "plots.geojson", "ab") as f:
         f.write(b" ")
@@ -433,7 +433,7 @@ def test_sigkill_inside_finalise_then_change_refuses_and_rerun_completes(tmp_pat
             os.kill(os.getpid(), signal.SIGKILL)
         files.write_geojson = killed
         from landuse.cli import main
-        main({classify_args(tif, b, model)!r})
+        main({classify_args(tif, b, model, period="2021")!r})
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                           capture_output=True, text=True, timeout=120)
@@ -442,7 +442,7 @@ def test_sigkill_inside_finalise_then_change_refuses_and_rerun_completes(tmp_pat
     refused = run_cli(["change", str(a), str(b), "--out", str(tmp_path / "chg")])
     one_line_failure(refused, r"b is unfinished .*rerun the same `landuse classify` to complete it")
     assert not (tmp_path / "chg").exists()
-    rerun = run_cli(["-q", *classify_args(tif, b, model)])
+    rerun = run_cli(["-q", *classify_args(tif, b, model, period="2021")])
     assert rerun.returncode == 0, rerun.stderr
     marker = json.loads((b / COMPLETE).read_text())
     assert marker["complete"] and marker["parts"] == 4 and marker["plots"] == 4
@@ -511,14 +511,14 @@ def test_grid_of_a_missing_file(tmp_path: Path, capfd) -> None:
 def test_change_of_runs_on_different_grids(tmp_path: Path, capfd, model: Path, tif: Path) -> None:
     a = finished_run(tmp_path, tif, model, "a")
     other = write_tif(tmp_path / "east.tif", rgb(), transform=Affine(1, 0, X0 + 4480, 0, -1, Y0))
-    b = finished_run(tmp_path, other, model, "b")
+    b = finished_run(tmp_path, other, model, "b", period="2021")
     fails(capfd, ["change", str(a), str(b), "--out", str(tmp_path / "c")], r"grid")
     assert not (tmp_path / "c").exists()
 
 
 def test_report_with_missing_imagery_override(tmp_path: Path, capfd, model: Path, tif: Path) -> None:
     a = finished_run(tmp_path, tif, model, "a")
-    b = finished_run(tmp_path, tif, model, "b")
+    b = finished_run(tmp_path, tif, model, "b", period="2021")
     out = tmp_path / "r.html"
     fails(capfd, ["report", str(a), str(b), "--out", str(out), "--basemap", "none", "--imagery-a", str(tmp_path / "nope.tif")],
           r"--imagery-a.*nope\.tif does not exist")
