@@ -140,6 +140,8 @@ def _ratio(y: np.ndarray, x: np.ndarray, h: np.ndarray, strata: Sequence[str], s
     for k in range(len(strata)):
         sel = h == k
         nk = n_h[k]
+        if fpc and nk >= sizes[k]:
+            continue  # a census of the stratum: no sampling variance
         if nk < 2:
             if nk == 1 and (y[sel].any() or x[sel].any()):
                 return Estimate(r, None, None)  # a variance needs two units in every contributing stratum
@@ -198,7 +200,7 @@ def assess(
     empty = [k for k, n in n_by.items() if n == 0]
     if empty:
         raise InputError(f"strata {empty} have no labelled plot; label at least two plots of every stratum")
-    thin = [k for k, n in n_by.items() if n == 1]
+    thin = [k for i, (k, n) in enumerate(n_by.items()) if n == 1 and not (fpc and sizes[i] <= 1)]
     if thin:
         warnings.append(f"strata {thin} have one labelled plot: standard errors that need them are not defined")
     a = np.ones(len(s)) if unit_area is None else np.asarray(unit_area, dtype=np.float64)

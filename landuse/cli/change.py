@@ -12,6 +12,7 @@ from landuse.change import (
     DEVELOPED,
     compare,
     load_run,
+    series_intensity,
     series_pairs,
 )
 
@@ -36,9 +37,12 @@ def command(ctx: click.Context, runs: tuple[Path, ...], out: Path, min_confidenc
     quiet = bool((ctx.obj or {}).get("quiet"))
     loaded = [load_run(r) for r in runs]
     pairs = series_pairs(loaded)
-    for a, b in pairs:
-        comp = compare(a, b, min_confidence=min_confidence, smooth=smooth)
+    comps = [compare(a, b, min_confidence=min_confidence, smooth=smooth) for a, b in pairs]
+    intensity = series_intensity(comps[: len(loaded) - 1]) if len(loaded) > 2 else None
+    for (a, b), comp in zip(pairs, comps, strict=True):
         summary = comp.summary(hotspot_block=hotspot_block, developed_tag=developed_tag)
+        if intensity is not None and (a, b) == (loaded[0], loaded[-1]):
+            summary["intensity"] = intensity  # the whole series, in the first -> last summary
         target = out if len(pairs) == 1 else out / f"{_safe(a.period)}_to_{_safe(b.period)}"
         write_change_outputs(comp, target, summary, overwrite=overwrite)
         if not quiet:
