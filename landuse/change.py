@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landuse import defaults
 from landuse.errors import GridMismatchError, InputError, RunStoreError
 from landuse.grid import PlotGrid
 from landuse.store import read_finished_run
@@ -33,9 +34,9 @@ log = logging.getLogger(__name__)
 
 STATUS_CODES = {"unchanged": 0, "changed": 1, "uncertain": 2}
 NOT_COMPARED = -1
-DEFAULT_MIN_CONFIDENCE = 0.6
-DEFAULT_HOTSPOT_BLOCK = 5
-DEVELOPED = "Developed"
+DEFAULT_MIN_CONFIDENCE = defaults.MIN_CONFIDENCE
+DEFAULT_HOTSPOT_BLOCK = defaults.HOTSPOT_BLOCK
+DEVELOPED = defaults.DEVELOPED_TAG
 
 
 @dataclass

@@ -37,17 +37,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from landuse.classify.base import decide, load_classifier, sha256_file
+from landuse import defaults
+from landuse.classify.base import decide, load_classifier, resolve_model_spec, sha256_file
 from landuse.errors import InputError, LanduseError, RunStoreError
 from landuse.grid import Chunk, PlotGrid
 from landuse.store import RunStore, build_manifest
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_PLOTS = 256
-DEFAULT_BATCH_SIZE = 8
-DEFAULT_MIN_VALID = 0.9
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_CHUNK_PLOTS = defaults.CHUNK_PLOTS
+DEFAULT_BATCH_SIZE = defaults.BATCH_SIZE
+DEFAULT_MIN_VALID = defaults.MIN_VALID
+DEFAULT_THRESHOLD = defaults.THRESHOLD
 # Most plots read at once inside a task (bounds a task's pixel memory: 128 x 150 KB = 19 MB).
 MAX_READ_PLOTS = 128
 STATUSES = ("classified", "partial", "nodata", "outside_aoi", "uncertain")
@@ -763,7 +764,7 @@ def plan_grid(
     scene: Any,
     grid_file: str | Path | None = None,
     aoi: str | Path | None = None,
-    plot_size_m: float = 224.0,
+    plot_size_m: float = defaults.PLOT_SIZE_M,
 ) -> tuple[PlotGrid, np.ndarray | None]:
     """The run's grid and AOI mask: ``grid_file`` if given; else the AOI's grid (in the imagery's
     CRS when the sources share a projected one) when ``aoi`` is given; else the imagery's grid."""
@@ -789,7 +790,7 @@ def classify_imagery(
     model: str | Path | None = None,
     aoi: str | Path | None = None,
     grid_file: str | Path | None = None,
-    plot_size_m: float = 224.0,
+    plot_size_m: float = defaults.PLOT_SIZE_M,
     bands: Sequence[int] | None = None,
     backend: str = "onnx",
     backend_options: dict[str, Any] | None = None,
@@ -803,7 +804,7 @@ def classify_imagery(
     scene = Scene.open(list(sources), bands=list(bands) if bands else None)
     grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
     if backend == "onnx":
-        source = None if model is None or str(model) == "default" else str(Path(model).resolve())
+        source = resolve_model_spec(model)
         ref = ModelRef(source, tuple(sorted((backend_options or {}).items())))
     elif backend == "customvision":
         opts = {k: v for k, v in (backend_options or {}).items() if v is not None}

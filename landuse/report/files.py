@@ -163,3 +163,22 @@ def write_probability_raster(
 
     _write_cog(Path(path), probabilities.astype(np.float32), grid, float("nan"), setup, "AVERAGE")
     return Path(path)
+
+
+def write_grid_geojson(grid: PlotGrid, path: str | Path, mask: np.ndarray | None = None) -> int:
+    """The grid's plots (``mask`` True only) as EPSG:4326 GeoJSON (plot_id, row, col), atomically;
+    returns the count."""
+    import geopandas as gpd
+
+    path = Path(path)
+    rows, cols = np.nonzero(mask) if mask is not None else grid.all_rows_cols()
+    gdf = gpd.GeoDataFrame(
+        {"plot_id": grid.plot_ids(rows, cols), "row": rows.astype(int), "col": cols.astype(int)},
+        geometry=grid.footprints(rows, cols, to_crs="EPSG:4326"),
+        crs="EPSG:4326",
+    )
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    gdf.to_file(tmp, driver="GeoJSON")
+    tmp.replace(path)
+    return len(gdf)
