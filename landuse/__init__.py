@@ -11,8 +11,9 @@ notebooks are three ways of calling it::
     chg.matrix           # hectares, from-class rows x to-class columns
 
 Every job is one function (``grid``, ``tile``, ``classify``, ``change``, ``report``, ``evaluate``,
-``train``, ``dataset``, ``review``, ``parity``, ``predict``, ``run``) returning a typed result
-(``Run``, ``Change``, ``Evaluation``, ``TrainedModel``, ``ParityReport`` ...). Nothing heavy is
+``train``, ``dataset``, ``review``, ``parity``, ``predict``, ``run``, ``assess_design``,
+``assess_estimate``) returning a typed result (``Run``, ``Change``, ``Evaluation``,
+``TrainedModel``, ``ParityReport``, ``SampleDesign``, ``SampleEstimate`` ...). Nothing heavy is
 imported until a function is called.
 
 Four job names are also names of modules of the package (``landuse.grid``, ``landuse.classify``,
@@ -49,6 +50,9 @@ _API: dict[str, str] = {
     "parity": "landuse.api",
     "predict": "landuse.api",
     "run": "landuse.api",
+    "assess_design": "landuse.assess",
+    "assess_estimate": "landuse.assess",
+    "intensity_analysis": "landuse.assess",
     # results
     "Run": "landuse.results",
     "RunSummary": "landuse.results",
@@ -65,6 +69,10 @@ _API: dict[str, str] = {
     "ReportResult": "landuse.report.webmap",
     "ReviewResult": "landuse.training.review",
     "PlotGrid": "landuse.grid",
+    "SampleDesign": "landuse.assess",
+    "SampleEstimate": "landuse.assess",
+    "Assessment": "landuse.assess",
+    "IntensityAnalysis": "landuse.assess",
     # options (defaults defined once, in landuse.defaults)
     "ClassifyOptions": "landuse.api",
     "CustomVisionOptions": "landuse.api",
@@ -143,6 +151,15 @@ if TYPE_CHECKING:  # what type checkers see: the functions and types themselves
         TrainOptions,
     )
     from landuse.api.workflows import WorkflowResult, run  # noqa: F401
+    from landuse.assess import (  # noqa: F401
+        Assessment,
+        IntensityAnalysis,
+        SampleDesign,
+        SampleEstimate,
+        assess_design,
+        assess_estimate,
+        intensity_analysis,
+    )
     from landuse.grid import PlotGrid  # noqa: F401
     from landuse.report.webmap import ReportResult  # noqa: F401
     from landuse.results import (  # noqa: F401

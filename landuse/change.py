@@ -377,13 +377,15 @@ def series_pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
 def series_intensity(comparisons: list[Comparison]) -> dict | None:
     """Intensity analysis (Aldwaik & Pontius 2012) of consecutive comparisons (two or more
     intervals) on their hectare matrices, as ``summary.json`` holds it; None (with a logged
-    reason) when a period has no recognisable date."""
+    reason) when the periods are not dated in increasing order."""
     from landuse.assess.intensity import intensity_analysis
 
     if len(comparisons) < 2:
         return None
     times = [comparisons[0].run_a.year] + [c.run_b.year for c in comparisons]
-    if any(t is None for t in times):
-        log.warning("intensity analysis skipped: a period has no year (%s)", [c.run_a.period for c in comparisons])
+    years = [float(t) for t in times if t is not None]
+    if len(years) != len(times) or any(b <= a for a, b in zip(years[:-1], years[1:], strict=True)):
+        log.warning("intensity analysis skipped: the periods %s are not dated in increasing order",
+                    [comparisons[0].run_a.period] + [c.run_b.period for c in comparisons])
         return None
-    return intensity_analysis([c.matrix_ha for c in comparisons], [float(t) for t in times if t is not None], comparisons[0].labels).to_dict()
+    return intensity_analysis([c.matrix_ha for c in comparisons], years, comparisons[0].labels).to_dict()

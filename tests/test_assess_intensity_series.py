@@ -34,3 +34,9 @@ def test_change_series_has_intensity_analysis(tmp_path):
     assert [i["behaviour"] for i in ia["interval_level"]] == ["slow", "fast"]
     md = (out / "2010_to_2018" / "summary.md").read_text()
     assert "## Intensity analysis (Aldwaik & Pontius 2012)" in md and "### Transition level" in md
+    # the API's series gives the same analysis
+    import landuse as lu
+
+    changes = lu.change_series(runs, tmp_path / "api_change")
+    api = json.loads((tmp_path / "api_change" / "2010_to_2018" / "summary.json").read_text())
+    assert api["intensity"] == ia and len(changes) == 3

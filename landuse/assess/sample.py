@@ -39,7 +39,7 @@ from landuse.assess.design import (
     sample_size_area,
     sample_size_overall,
 )
-from landuse.assess.estimate import Assessment, assess, assessment_markdown
+from landuse.assess.estimate import Assessment, assess, assessment_from_dict, assessment_markdown
 from landuse.errors import InputError, OutputExistsError, RunStoreError
 from landuse.grid import PlotGrid
 from landuse.store import atomic_write_bytes, atomic_write_json
@@ -186,6 +186,7 @@ def design_sample(
     ``target_se`` of the overall accuracy (see :mod:`landuse.assess.design`). Writes the sample
     folder ``out`` atomically and returns its design.
     """
+    source = getattr(source, "path", source)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out} already exists and is not empty (a sample and perhaps its labels); pass --overwrite or choose another --out")
@@ -395,6 +396,21 @@ class SampleEstimate:
     json_path: Path | None
     markdown_path: Path | None
 
+    @classmethod
+    def open(cls, path: str | Path) -> SampleEstimate:
+        """Read the estimate a sample folder holds (``estimate.json``) without estimating again."""
+        path = Path(path)
+        jpath = path / "estimate.json"
+        if not jpath.exists():
+            raise InputError(f"{path} holds no estimate.json; run `landuse assess estimate {path}` first")
+        try:
+            d = json.loads(jpath.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{jpath} is not valid JSON ({exc}); run landuse assess estimate again") from None
+        md = path / "estimate.md"
+        return cls(SampleDesign.open(path), assessment_from_dict(d), Path(d.get("labels", "")), int(d.get("labelled_plots", 0)),
+                   list(d.get("unlabelled_plots") or []), str(d.get("map", "")), jpath, md if md.exists() else None)
+
     def to_dict(self) -> dict[str, Any]:
         d = self.assessment.to_dict()
         d.update({
@@ -420,7 +436,8 @@ def estimate_sample(
     classes become the map classes and the design's strata stay, so the Stehman (2014) estimator
     applies. Writes ``estimate.json`` and ``estimate.md`` into the sample folder when ``write``.
     """
-    design = sample if isinstance(sample, SampleDesign) else SampleDesign.open(sample)
+    design = sample if isinstance(sample, SampleDesign) else SampleDesign.open(getattr(sample, "path", sample))
+    map_source = getattr(map_source, "path", map_source)
     lpath = find_labels(design.path, labels)
     ref, notes = reference_classes(design, read_labels(lpath))
     unlabelled = [pid for pid in design.plot_ids if pid not in ref]
