@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from landuse import __version__
+from landuse import __version__, defaults
 from landuse.assess.design import (
     Stratum,
     allocate,
@@ -45,9 +45,9 @@ from landuse.grid import PlotGrid
 from landuse.store import atomic_write_bytes, atomic_write_json
 
 ARROW = " -> "
-DEFAULT_EXPECTED_USERS = 0.85
-DEFAULT_TARGET_SE = 0.02
-DEFAULT_MIN_PER_STRATUM = 20
+DEFAULT_EXPECTED_USERS = defaults.ASSESS_EXPECTED_UA
+DEFAULT_TARGET_SE = defaults.ASSESS_TARGET_SE
+DEFAULT_MIN_PER_STRATUM = defaults.ASSESS_MIN_PER_STRATUM
 SAMPLE_COLUMNS = ("plot_id", "row", "col", "x", "y", "crs", "stratum", "map_class", "area_ha", "inclusion_probability", "weight")
 NOT_MAPPED = "not mapped"
 SKIPPED_LABELS = frozenset({"", "skip"})
