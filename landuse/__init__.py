@@ -16,8 +16,8 @@ Every job is one function (``grid``, ``tile``, ``classify``, ``change``, ``repor
 ``TrainedModel``, ``ParityReport``, ``SampleDesign``, ``SampleEstimate`` ...). Nothing heavy is
 imported until a function is called.
 
-Four job names are also names of modules of the package (``landuse.grid``, ``landuse.classify``,
-``landuse.change``, ``landuse.report``). Those modules are made callable: ``landuse.change(...)``
+Five job names are also names of modules of the package (``landuse.grid``, ``landuse.classify``,
+``landuse.change``, ``landuse.report``, ``landuse.label``). Those modules are made callable: ``landuse.change(...)``
 runs the job, ``from landuse.change import compare`` still imports from the module. The plain
 functions live in :mod:`landuse.api`.
 """
@@ -50,6 +50,7 @@ _API: dict[str, str] = {
     "parity": "landuse.api",
     "predict": "landuse.api",
     "run": "landuse.api",
+    "label": "landuse.label",
     "assess_design": "landuse.assess",
     "assess_estimate": "landuse.assess",
     "intensity_analysis": "landuse.assess",
@@ -68,6 +69,7 @@ _API: dict[str, str] = {
     "TileResult": "landuse.tiler",
     "ReportResult": "landuse.report.webmap",
     "ReviewResult": "landuse.training.review",
+    "LabelResult": "landuse.label",
     "PlotGrid": "landuse.grid",
     "SampleDesign": "landuse.assess",
     "SampleEstimate": "landuse.assess",
@@ -83,7 +85,7 @@ _API: dict[str, str] = {
 }
 
 # jobs whose name is also a module of the package: that module is made callable
-_CALLABLE_MODULES = ("grid", "classify", "change", "report")
+_CALLABLE_MODULES = ("grid", "classify", "change", "report", "label")
 
 __all__ = ["LanduseError", "__version__", *_API]
 
@@ -161,6 +163,7 @@ if TYPE_CHECKING:  # what type checkers see: the functions and types themselves
         intensity_analysis,
     )
     from landuse.grid import PlotGrid  # noqa: F401
+    from landuse.label import LabelResult, label  # noqa: F401
     from landuse.report.webmap import ReportResult  # noqa: F401
     from landuse.results import (  # noqa: F401
         Change,
