@@ -15,7 +15,7 @@ from test_label_page import KEY, _answered, _current, _open, _press, browser, ru
 
 from landuse.assess import SampleDesign
 from landuse.cli import main
-from landuse.label import LabelSession, serve_session
+from landuse.label import LabelSession, resolve_source, serve_session
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUTH = ROOT / "sample_rasters" / "truth.geojson"
@@ -60,8 +60,10 @@ def test_sample_county_change_design_label_estimate(runs, browser, tmp_path, cap
     print(capsys.readouterr().out)
     design = SampleDesign.open(sample)
     assert design.kind == "change" and design.n >= 12
-    session = LabelSession.open(runs["2016"], sample / "labels", other_run=runs["2022"], plot_ids=design.plot_ids, blind=True)
-    assert len(session.items) == 2 * design.n
+    src = resolve_source(sample)  # what `landuse label SAMPLE` opens: the sample's plots, blind, both periods
+    assert src.blind and src.other_run == runs["2022"] and sorted(src.plot_ids) == sorted(design.plot_ids)
+    session = LabelSession.open(src.run, src.dataset, other_run=src.other_run, plot_ids=src.plot_ids, blind=src.blind)
+    assert len(session.items) == 2 * design.n and src.dataset == sample / "labels"
 
     def answer(key: str) -> str:
         pid, period = key.rsplit("@", 1)
@@ -94,7 +96,9 @@ def test_sample_county_run_design_label_estimate(runs, tmp_path, capsys):  # noq
     assert main(["assess", "design", str(runs["2022"]), "--out", str(sample), "--target-se", "0.05",
                  "--min-per-stratum", "4", "--seed", "3"]) == 0
     design = SampleDesign.open(sample)
-    session = LabelSession.open(runs["2022"], sample / "labels", plot_ids=design.plot_ids, blind=True)
+    src = resolve_source(sample)
+    session = LabelSession.open(src.run, src.dataset, plot_ids=src.plot_ids, blind=src.blind)
+    assert src.other_run is None and len(session.items) == design.n
     for it in session.items:
         session.label(it.key, truth[it.plot_id]["class_2022"])
     assert main(["assess", "estimate", str(sample)]) == 0
