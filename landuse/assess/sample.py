@@ -227,7 +227,7 @@ def design_sample(
     units = {c: np.flatnonzero(pop.map_class == c).tolist() for c in pop.classes}
     picks = draw(units, alloc, seed)
     grid = pop.grid
-    crs = grid.crs_key if hasattr(grid, "crs_key") else str(grid.crs)
+    crs = grid.crs_key
     rows_out: list[dict[str, Any]] = []
     for s in strata:
         idx = np.array(picks[s.name], dtype=np.int64)
