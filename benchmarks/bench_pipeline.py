@@ -147,7 +147,8 @@ def derive_raster(path: Path, base: Path, rows: int, cols: int) -> Path:
     tmp = path.with_suffix(".tmp.tif")
     h, w = rows * PLOT, cols * PLOT
     with rasterio.open(base) as src:
-        profile = {**src.profile, "width": w, "height": h, "BIGTIFF": "IF_SAFER"}
+        profile = {**src.profile, "width": w, "height": h, "tiled": True, "blockxsize": 512, "blockysize": 512,
+                   "compress": "DEFLATE", "predictor": 2, "interleave": "pixel", "BIGTIFF": "IF_SAFER"}
         cols_idx = np.arange(w) % src.width
         with rasterio.open(tmp, "w", **profile) as dst:
             for r0 in range(0, h, 512):
