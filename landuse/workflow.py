@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from landuse import defaults
 from landuse.errors import WorkflowError
 
 
@@ -31,7 +32,7 @@ class _Strict(BaseModel):
 class GridSpec(_Strict):
     """How the one plot grid of all periods is made."""
 
-    plot_size: float = Field(224.0, gt=0, description="plot side in metres")
+    plot_size: float = Field(defaults.PLOT_SIZE_M, gt=0, description="plot side in metres")
     crs: str | None = Field(None, description="projected CRS (default: the imagery's, else UTM of the centre)")
     aoi: str | None = Field(None, description="AOI polygon file: plots whose centre lies inside")
     file: str | None = Field(None, description="an existing grid.json to use instead")
@@ -56,7 +57,7 @@ class PipelineSpec(_Strict):
     workers: int | None = Field(None, ge=1)
     chunk_plots: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1)
-    min_valid: float = Field(0.9, ge=0.0, le=1.0)
+    min_valid: float = Field(defaults.MIN_VALID, ge=0.0, le=1.0)
 
 
 class CustomVisionSpec(_Strict):
@@ -69,9 +70,9 @@ class CustomVisionSpec(_Strict):
 
 class ChangeSpec(_Strict):
     enabled: bool = True
-    min_confidence: float = Field(0.6, ge=0.0, le=1.0)
+    min_confidence: float = Field(defaults.MIN_CONFIDENCE, ge=0.0, le=1.0)
     smooth: bool = False
-    hotspot_block: int = Field(5, ge=1)
+    hotspot_block: int = Field(defaults.HOTSPOT_BLOCK, ge=1)
 
 
 class ReportSpec(_Strict):
@@ -95,7 +96,7 @@ class TrainSpec(_Strict):
 
 class EvaluateSpec(_Strict):
     dataset: str
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    threshold: float = Field(defaults.THRESHOLD, ge=0.0, le=1.0)
 
 
 class Workflow(_Strict):
