@@ -433,7 +433,8 @@ def bench_d(python: str, raster: Path, model: str, work: Path) -> dict:
                "--model", str(Path(model) / "model.onnx"), "--workers", str(workers), "--out", str(dest)]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
-            raise SystemExit(f"(d) torchgeo failed:\n{proc.stderr[-3000:]}")
+            last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            return {"error": f"{' '.join(cmd[:2])} failed: {last}", "runs": runs}
         entry = json.loads(dest.read_text())["runs"][-1]
         entry["load_before"], entry["load_after"] = before, load()
         runs.append(entry)
@@ -519,7 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     tg = Path(args.torchgeo_python)
     if tg.exists():
         result["d"] = bench_d(str(tg), rasters[10000], model, work)
-        print(f"(d) torchgeo, 10,000 plots: {[(r['workers'], r['plots_per_s']) for r in result['d']['runs']]}", flush=True)
+        print(f"(d) torchgeo, 10,000 plots: {result['d'].get('error') or [(r['workers'], r['plots_per_s']) for r in result['d']['runs']]}",
+              flush=True)
     else:
         print(f"(d) skipped: {tg} does not exist (see bench_torchgeo.py)", flush=True)
 
@@ -548,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
             ratios[f"b/a 10000 before ({sched})"] = round(r["classified_per_s"] / a, 3)
     if "c" in result and "10000" in result["b"]:
         ratios["c/b 10000"] = round(result["c"]["classified_per_s"] / result["b"]["10000"]["classified_per_s"], 3)
-    if "d" in result and "10000" in result["b"]:
+    if "best_plots_per_s" in result.get("d", {}) and "10000" in result["b"]:
         ratios["b/d 10000"] = round(result["b"]["10000"]["classified_per_s"] / result["d"]["best_plots_per_s"], 3)
     result["ratios"] = ratios
     result["targets"] = {"b/a 10000": ">= 0.90", "b/a 3600": ">= 0.85", "30000 wall_s": "<= 90",

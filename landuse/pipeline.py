@@ -770,9 +770,16 @@ class PhaseClock:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def add(self, phase: str, seconds: float) -> None:
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+        with self._lock:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+
+    def timed(self, phase: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, its seconds added to ``phase``."""
+        with self(phase):
+            return fn(*args)
 
     def __call__(self, phase: str) -> Any:
         from contextlib import contextmanager
@@ -1001,25 +1008,33 @@ def finalise(store: RunStore, chunks: Sequence[Chunk], clock: PhaseClock | None 
         gdf = gpd.GeoDataFrame(df, geometry=grid.footprints(rows, cols), crs=grid.crs.to_wkt())
     provenance = {k: v for k, v in store.manifest.items()}
 
-    with clock("finalise_geoparquet"):
-        files.write_geoparquet(gdf, store.output("plots.parquet"), provenance)
-    with clock("finalise_geojson"):
-        files.write_geojson(gdf, store.output("plots.geojson"), provenance)
-    with clock("finalise_gpkg"):
-        files.write_plot_layers(gdf, store.output("plots.gpkg"), labels, provenance)
-    with clock("finalise_cog"):
-        cls = np.full(grid.shape, -1, dtype=np.int16)
-        cls[rows, cols] = table.column("class_index").fill_null(-1).to_numpy()
-        unknown = np.zeros(grid.shape, dtype=bool)
-        unknown[rows, cols] = np.asarray(table.column("status").to_numpy(zero_copy_only=False)) == "unknown"
-        files.write_class_raster(store.output("classes.tif"), grid, cls, labels, _tag_provenance(store.manifest), unknown=unknown)
-        probs = np.full((len(labels), *grid.shape), np.nan, dtype=np.float32)
-        for i, name in enumerate(labels):
-            probs[i, rows, cols] = table.column(f"prob_{name}").to_numpy(zero_copy_only=False)
-        probs[:, cls < 0] = np.nan
-        files.write_probability_raster(store.output("probabilities.tif"), grid, probs, labels, _tag_provenance(store.manifest))
-    with clock("finalise_summary"):
-        return summarise(df, grid, labels, store.manifest)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the vector writers run at once on threads (GDAL / pyarrow release the GIL; the GeoPackage
+    # writer mostly waits on SQLite): the finalise no longer leaves the other cores idle
+    with ThreadPoolExecutor(3, thread_name_prefix="landuse-finalise") as pool:
+        writes = [
+            pool.submit(clock.timed, "finalise_geoparquet", files.write_geoparquet, gdf, store.output("plots.parquet"), provenance),
+            pool.submit(clock.timed, "finalise_geojson", files.write_geojson, gdf, store.output("plots.geojson"), provenance),
+            pool.submit(clock.timed, "finalise_gpkg", files.write_plot_layers, gdf, store.output("plots.gpkg"), labels, provenance),
+        ]
+        with clock("finalise_cog"):
+            cls = np.full(grid.shape, -1, dtype=np.int16)
+            cls[rows, cols] = table.column("class_index").fill_null(-1).to_numpy()
+            unknown = np.zeros(grid.shape, dtype=bool)
+            unknown[rows, cols] = np.asarray(table.column("status").to_numpy(zero_copy_only=False)) == "unknown"
+            files.write_class_raster(store.output("classes.tif"), grid, cls, labels, _tag_provenance(store.manifest), unknown=unknown)
+            probs = np.full((len(labels), *grid.shape), np.nan, dtype=np.float32)
+            for i, name in enumerate(labels):
+                probs[i, rows, cols] = table.column(f"prob_{name}").to_numpy(zero_copy_only=False)
+            probs[:, cls < 0] = np.nan
+            files.write_probability_raster(store.output("probabilities.tif"), grid, probs, labels, _tag_provenance(store.manifest))
+        with clock("finalise_summary"):
+            summary = summarise(df, grid, labels, store.manifest)
+        with clock("finalise_wait_vector_writers"):
+            for w in writes:
+                w.result()
+    return summary
 
 
 def _tag_provenance(manifest: dict[str, Any]) -> dict[str, Any]:

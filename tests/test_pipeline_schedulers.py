@@ -103,3 +103,48 @@ def test_every_scheduler_equals_the_plot_by_plot_loop(inputs, scheduler, workers
             assert row.class_index is pd.NA and pd.isna(row.label)
     assert statuses == {"classified", "partial", "nodata"}
     assert res.summary["timings"]["scheduler"] in ("synchronous", "threads", "local")
+
+
+def test_warp_read_of_an_all_valid_file_skips_no_pixel(tmp_path):
+    """The warp path's shortcut (an all-valid file whose window is not clipped needs no warped
+    validity) gives the pixels and valid fractions of the full path, edges included."""
+    import dataclasses
+
+    import rasterio
+
+    rng = np.random.default_rng(5)
+    path = tmp_path / "z14.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=320, height=288, count=3, dtype="uint8", crs="EPSG:32614",
+                       transform=Affine(1.0, 0, 300_000.0, 0, -1.0, 4_500_000.0)) as dst:
+        dst.write(rng.integers(0, 256, (3, 288, 320), dtype=np.uint8))
+    scene = Scene.open([str(path)])
+    assert scene.files[0].all_valid
+    full = Scene([dataclasses.replace(f, all_valid=False) for f in scene.files])
+    grid = PlotGrid.from_rasters([path], crs="EPSG:32613", plot_size_m=float(PX))
+    from landuse.grid import Chunk
+
+    import rasterio.warp
+
+    calls = {"validity": 0}
+    original = rasterio.warp.reproject
+
+    def counting(source, destination, **kw):  # noqa: ANN001, ANN202
+        calls["validity"] += source.ndim == 2
+        return original(source, destination, **kw)
+
+    valid = []
+    for r in range(grid.height):
+        for c in range(grid.width):
+            chunk = Chunk(r, c, 1, 1)  # plot by plot: interior plots take the shortcut
+            rasterio.warp.reproject = counting
+            try:
+                calls["validity"] = 0
+                a_px, a_valid = scene.read_chunk(grid, chunk, pixels=PX)
+                shortcut = calls["validity"] == 0
+            finally:
+                rasterio.warp.reproject = original
+            b_px, b_valid = full.read_chunk(grid, chunk, pixels=PX)
+            assert (a_valid == b_valid).all() and (a_px == b_px).all(), (r, c)
+            valid.append((float(a_valid[0]), shortcut))
+    assert any(v == 1 and s for v, s in valid), "no plot took the shortcut"
+    assert any(0 < v < 1 for v, _ in valid) and any(v == 0 for v, _ in valid)
