@@ -121,9 +121,9 @@ def test_warp_read_of_an_all_valid_file_skips_no_pixel(tmp_path):
     assert scene.files[0].all_valid
     full = Scene([dataclasses.replace(f, all_valid=False) for f in scene.files])
     grid = PlotGrid.from_rasters([path], crs="EPSG:32613", plot_size_m=float(PX))
-    from landuse.grid import Chunk
-
     import rasterio.warp
+
+    from landuse.grid import Chunk
 
     calls = {"validity": 0}
     original = rasterio.warp.reproject
