@@ -255,6 +255,15 @@ def write_change(path: Path, a: SyntheticRun, b: SyntheticRun, min_confidence: f
         "area_by_class_ha": {
             r.period: {tag: float(area[both & (r.classes == i)].sum()) for i, tag in enumerate(labels)} for r in (a, b)
         },
+        "classes": {
+            tag: {
+                "area_a": float(area[both & (a.classes == i)].sum()),
+                "area_b": float(area[both & (b.classes == i)].sum()),
+                "net": float(gain[i] - loss[i]),
+                "uncertain_net": float(unc_h[:, i].sum() - unc_h[i, :].sum()),
+            }
+            for i, tag in enumerate(labels)
+        },
         "gain_ha": {tag: float(gain[i]) for i, tag in enumerate(labels)},
         "loss_ha": {tag: float(loss[i]) for i, tag in enumerate(labels)},
         "net_ha": {tag: float(gain[i] - loss[i]) for i, tag in enumerate(labels)},

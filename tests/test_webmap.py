@@ -368,7 +368,15 @@ def _check_panel_adds_up(browser, summary: dict) -> None:
     # class areas: every period's column plus the unknown row adds up to the compared hectares
     areas = browser.execute_script(
         """return Array.from(document.querySelectorAll('.lu-summary .lu-area tr[data-tag]')).map(function (r) {
-             var td = r.querySelectorAll('td'); return [r.dataset.tag, td[1].textContent, td[2].textContent]; });""")
+             var td = r.querySelectorAll('td');
+             return [r.dataset.tag, td[1].textContent, td[2].textContent, td[3].textContent, td[4].textContent]; });""")
+
+    def num(x: str) -> float:
+        return float(x.replace(",", "").replace("+", ""))
+
+    for tag, a_ha, b_ha, net, unc in areas[:-1]:  # each class row: A + confident net + uncertain net = B
+        assert abs(num(a_ha) + num(net) + num(unc) - num(b_ha)) <= 0.2, tag
+    assert areas[-1][0] == "unknown"
     for col in (1, 2):
         total = sum(float(r[col].replace(",", "")) for r in areas)
         assert abs(total - summary["compared"]["hectares"]) <= 0.05 * len(areas)

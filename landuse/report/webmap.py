@@ -421,7 +421,7 @@ def summary_html(a: RunLayer, b: RunLayer, summary: dict, notes: Sequence[str]) 
         f'<tr data-tag="{html.escape(t)}"><td><span class="lu-swatch" style="background:{c}"></span>{html.escape(t)}</td>'
         f"<td>{fmt_ha(cls(t, 'area_a', area.get(pa) or {}))}</td><td>{fmt_ha(cls(t, 'area_b', area.get(pb) or {}))}</td>"
         f"<td>{fmt_ha(cls(t, 'net', summary.get('net_ha') or {}), sign=True)}</td>"
-        f"<td>{fmt_ha((classes.get(t) or {}).get('uncertain_net', 0.0), sign=True)}</td></tr>"
+        f"<td>{fmt_ha((classes.get(t) or {}).get('uncertain_net'), sign=True)}</td></tr>"
         for t, c in zip(a.labels, a.colors, strict=True)
     )
     rows += (f'<tr data-tag="unknown"><td><span class="lu-swatch" style="background:{UNKNOWN_COLOR}"></span>unknown</td>'
@@ -479,7 +479,7 @@ _CSS = """
 html, body { margin: 0; padding: 0; height: 100%; }
 .lu-panel { background: rgba(255,255,255,0.93); padding: 6px 8px; border-radius: 5px; font: 11px/1.35 sans-serif;
   box-shadow: 0 1px 5px rgba(0,0,0,0.4); }
-.lu-summary { max-height: calc(100vh - 300px); max-width: 340px; overflow: auto; }
+.lu-summary { max-height: calc(100vh - 130px); max-width: 340px; overflow: auto; }
 .lu-title { font-weight: bold; font-size: 12px; margin-bottom: 3px; cursor: pointer; }
 .lu-swatch { display: inline-block; width: 12px; height: 12px; margin-right: 5px; vertical-align: -2px;
   border: 1px solid #555; box-sizing: border-box; }
@@ -556,7 +556,7 @@ _JS = """
     return c;
   }
   R.summary = panel('topleft', 'lu-summary', %(summary_html)s);
-  R.legend = panel('bottomleft', 'lu-legend', %(legend_html)s);
+  R.legend = panel('bottomright', 'lu-legend', %(legend_html)s);
 
   // swipe: period A left of the divider, period B right (each class layer in its own pane)
   var paneA = map.getPane(%(pane_a)s), paneB = map.getPane(%(pane_b)s);
