@@ -116,6 +116,12 @@ class ModelRef:
         return factory(self.source, **dict(self.options))
 
 
+def worker_model_ref(model: ModelRef, batch_size: int) -> ModelRef:
+    """The model as a worker loads it: one onnxruntime intra-op thread, the run's batch size."""
+    opts = {**dict(model.options), "threads": 1, "batch_size": int(batch_size)}
+    return ModelRef(model.source, tuple(sorted(opts.items())), model.factory)
+
+
 def load_customvision(source: str | None = None, **options: Any) -> Any:
     """Factory of the Custom Vision cloud backend (``source``: config file or None; ``options``:
     tier / tps / store ...; the pipeline's onnxruntime options are ignored)."""
@@ -816,12 +822,14 @@ def classify_scene(
     overwrite: bool = False,
     quiet: bool = False,
     clock: PhaseClock | None = None,
+    preloaded: _Background | None = None,
 ) -> RunResult:
     """Classify every plot of ``grid`` from ``scene`` into the run directory ``out``.
 
     Resumable: parts already in ``out`` for an equal manifest are kept; a different manifest
     raises :class:`RunStoreError` unless ``overwrite``. ``clock`` collects the seconds per
-    phase (``summary.json`` ``timings.phases``).
+    phase (``summary.json`` ``timings.phases``); ``preloaded``: the model of
+    ``worker_model_ref(model, batch_size)``, already loading on a thread.
     """
     t_start = time.perf_counter()
     clock = clock or PhaseClock()
@@ -841,9 +849,13 @@ def classify_scene(
 
     # the workers' model reference: one onnxruntime thread per worker, the run's batch size; the
     # session loaded here is handed to one worker thread of an in-process scheduler
-    mref = ModelRef(model.source, tuple(sorted({**dict(model.options), "threads": 1, "batch_size": batch_size}.items())), model.factory)
+    mref = worker_model_ref(model, batch_size)
     with clock("model_load_client"):
-        clf = mref.load()
+        if preloaded is not None:
+            clf = preloaded.result()
+            clock.add("model_load_background", preloaded.seconds)
+        else:
+            clf = mref.load()
     labels = [str(t) for t in clf.labels]
     pixels = int(clf.input_size[0])
     prov = dict(scene.provenance())
@@ -1149,10 +1161,6 @@ def classify_imagery(
     if not sources:
         raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
     clock = PhaseClock()
-    with clock("open_imagery"):
-        scene = Scene.open(list(sources), bands=list(bands) if bands else None)
-    with clock("plan_grid"):
-        grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
     if backend == "onnx":
         source = resolve_model_spec(model)
         ref = ModelRef(source, tuple(sorted((backend_options or {}).items())))
@@ -1161,6 +1169,39 @@ def classify_imagery(
         ref = ModelRef(None, tuple(sorted(opts.items())), load_customvision)
     else:
         raise InputError(f"--backend {backend!r} is not known; use onnx or customvision")
+    # the model loads (onnxruntime import + session) on a thread while the imagery is opened and
+    # the grid planned: start-up uses both cores of a small machine
+    preload = _Background(worker_model_ref(ref, int(options.get("batch_size", DEFAULT_BATCH_SIZE))).load)
+    with clock("open_imagery"):
+        scene = Scene.open(list(sources), bands=list(bands) if bands else None)
+    with clock("plan_grid"):
+        grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
     return classify_scene(
-        scene, grid, ref, out, period=period, aoi_mask=mask, aoi_info=aoi_info(aoi), clock=clock, **options
+        scene, grid, ref, out, period=period, aoi_mask=mask, aoi_info=aoi_info(aoi), clock=clock,
+        preloaded=preload, **options
     )
+
+
+class _Background:
+    """``fn()`` started on a daemon thread; :meth:`result` waits and returns it (or raises)."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.seconds = 0.0
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="landuse-preload", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._value = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result() in the caller's thread
+            self._error = exc
+        self.seconds = time.perf_counter() - t0
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
