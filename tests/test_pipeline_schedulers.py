@@ -195,3 +195,20 @@ def test_a_failing_read_stops_the_run_with_its_error(tmp_path, scheduler):
     res = classify_scene(fake_scene(grid), grid, ModelRef(None, factory=make_fake), out, period="p",
                          scheduler=scheduler, workers=2, chunk_plots=17, quiet=True)
     assert res.did_work and len(pq.read_table(out / "plots.parquet")) == grid.size
+
+
+def test_warp_path_results_are_equal_for_every_scheduler(inputs):
+    """Imagery in another UTM zone than the grid (every plot warped): the same blocks are read
+    whatever the scheduler, so every scheduler gives the same table."""
+    tmp, scene, _, model = inputs
+    grid = PlotGrid.from_footprints(list(scene.footprints()), crs="EPSG:26913", plot_size_m=float(PX))
+    tables = {}
+    for scheduler, workers in (("synchronous", 1), ("threads", 2), ("local", 2)):
+        out = tmp / f"warp-{scheduler}"
+        classify_scene(scene, grid, ModelRef(str(model)), out, period="p", scheduler=scheduler, workers=workers,
+                       chunk_plots=20, quiet=True)
+        tables[scheduler] = pq.read_table(out / "plots.parquet").drop_columns(["geometry"]).to_pandas()
+    ref = tables.pop("synchronous")
+    assert (ref.status == "classified").sum() > 10
+    for t in tables.values():
+        assert t.equals(ref)
