@@ -479,6 +479,13 @@ def summarize(comp: Comparison, hotspot_block: int = DEFAULT_HOTSPOT_BLOCK, deve
     }
 
 
+def fmt_ha(v: float | None, sign: bool = False) -> str:
+    """Hectares as every view prints them: one decimal, thousands separated (``1,234.5``)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:+,.1f}" if sign else f"{v:,.1f}"
+
+
 def summary_rows(s: dict) -> list[tuple[str, int, float]]:
     """The status rows of a change summary as (name, plots, hectares), in the order every view
     prints them: unchanged, changed (confident), uncertain, unknown, then compared (their sum)."""
@@ -492,15 +499,15 @@ def describe(s: dict) -> str:
     a, b = s["periods"]
     rows = {k: (n, ha) for k, n, ha in summary_rows(s)}
     n, ha = rows["compared"]
-    parts = " + ".join(f"{k if k != 'changed' else 'changed (confident)'} {rows[k][0]:,} ({rows[k][1]:.1f} ha)"
+    parts = " + ".join(f"{k if k != 'changed' else 'changed (confident)'} {rows[k][0]:,} ({fmt_ha(rows[k][1])} ha)"
                        for k in ("unchanged", "changed", "uncertain", "unknown"))
-    lines = [f"{a} -> {b}: compared {n:,} plots ({ha:.1f} ha) = {parts}; excluded {s['excluded']['plots']:,}"]
+    lines = [f"{a} -> {b}: compared {n:,} plots ({fmt_ha(ha)} ha) = {parts}; excluded {s['excluded']['plots']:,}"]
     u = s["urbanization"]
     if u["tag"]:
-        src = ", ".join(f"{t} -> {u['tag']} {v:.1f} ha" for t, v in u["by_source_ha"].items())
-        rate = f"; {u['per_year_ha']:.1f} ha/year" if u["per_year_ha"] is not None else ""
-        lines.append(f"urbanization: {u['total_ha']:.1f} ha confident ({src}){rate}; "
-                     f"up to {u['upper_bound_ha']:.1f} ha with {u['uncertain_plots']:,} uncertain plots")
+        src = ", ".join(f"{t} -> {u['tag']} {fmt_ha(v)} ha" for t, v in u["by_source_ha"].items())
+        rate = f"; {fmt_ha(u['per_year_ha'])} ha/year" if u["per_year_ha"] is not None else ""
+        lines.append(f"urbanization: {fmt_ha(u['total_ha'])} ha confident ({src}){rate}; "
+                     f"up to {fmt_ha(u['upper_bound_ha'])} ha with {u['uncertain_plots']:,} uncertain plots")
     for w in s["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
@@ -514,3 +521,22 @@ def series_pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
     if len(runs) > 2:
         pairs.append((runs[0], runs[-1]))
     return pairs
+
+
+def series_intensity(comparisons: list[Comparison]) -> dict | None:
+    """Intensity analysis (Aldwaik & Pontius 2012) of consecutive comparisons (two or more
+    intervals) on their hectare matrices, as ``summary.json`` holds it; None (with a logged
+    reason) when the periods are not dated in increasing order."""
+    from landuse.assess.intensity import intensity_analysis
+
+    if len(comparisons) < 2:
+        return None
+    times = [comparisons[0].run_a.year] + [c.run_b.year for c in comparisons]
+    years = [float(t) for t in times if t is not None]
+    if len(years) != len(times) or any(b <= a for a, b in zip(years[:-1], years[1:], strict=True)):
+        log.warning("intensity analysis skipped: the periods %s are not dated in increasing order",
+                    [comparisons[0].run_a.period] + [c.run_b.period for c in comparisons])
+        return None
+    doc = intensity_analysis([c.matrix_ha for c in comparisons], years, comparisons[0].labels).to_dict()
+    doc["notes"].append("from each interval's confident matrix (unchanged plots and confident changes); uncertain and unknown plots are left out")
+    return doc
