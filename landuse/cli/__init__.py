@@ -65,6 +65,10 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", logging.getLevelName(dask_level).lower())
     for name in ("distributed", "dask", "tornado", "bokeh"):
         logging.getLogger(name).setLevel(dask_level)
+    if not verbose:
+        # GDAL libraries without a Python error handler (pyogrio's) print "ERROR 1: ..." lines
+        # on stderr besides the exception they raise: the one-line error says it already
+        os.environ.setdefault("CPL_LOG", os.devnull)
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
 
