@@ -425,21 +425,32 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path, model: Path,
     assert main(["-q", *classify_args(tif, out, model)]) == 0 and (out / COMPLETE).exists()
 
 
-def test_sigkill_inside_finalise_then_change_refuses_and_rerun_completes(tmp_path: Path, model: Path, tif: Path) -> None:
+KILL_AFTER_PLOTS_PARQUET = """
+import os, signal
+import landuse.report.files as files
+real = files.write_geoparquet
+def killed(gdf, path, *a, **k):
+    real(gdf, path, *a, **k)   # plots.parquet is written ...
+    os.kill(os.getpid(), signal.SIGKILL)   # ... and the process dies inside finalise
+files.write_geoparquet = killed
+"""
+KILL_BEFORE_MARKER = """
+import os, signal
+import landuse.pipeline as pipeline
+def killed(root, **k):   # every output written, summary.json included: what the old code took for finished
+    assert (root / "plots.parquet").exists() and (root / "summary.json").exists()
+    os.kill(os.getpid(), signal.SIGKILL)
+pipeline.mark_complete = killed
+"""
+
+
+@pytest.mark.parametrize("kill", [KILL_AFTER_PLOTS_PARQUET, KILL_BEFORE_MARKER], ids=["after_plots_parquet", "before_marker"])
+def test_sigkill_inside_finalise_then_change_refuses_and_rerun_completes(tmp_path: Path, model: Path, tif: Path,
+                                                                         kill: str) -> None:
     """Killed between plots.parquet and the marker: the run is unfinished until rerun."""
     a = finished_run(tmp_path, tif, model, "a")
     b = tmp_path / "b"
-    script = textwrap.dedent(f"""
-        import os, signal
-        import landuse.report.files as files
-        real = files.write_geojson
-        def killed(gdf, path, *a, **k):
-            assert (path.parent / "plots.parquet").exists()   # plots.parquet is written
-            os.kill(os.getpid(), signal.SIGKILL)
-        files.write_geojson = killed
-        from landuse.cli import main
-        main({classify_args(tif, b, model, period="2021")!r})
-    """)
+    script = kill + f"from landuse.cli import main\nmain({classify_args(tif, b, model, period='2021')!r})\n"
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
