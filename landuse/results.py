@@ -43,6 +43,7 @@ __all__ = [
     "ParityReport",
     "Disagreement",
     "Prediction",
+    "Predictions",
     "LabelledDataset",
 ]
 
@@ -505,6 +506,20 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         """Custom Vision's shape: ``{"file", "predictions": [{"tagName", "probability"}]}``."""
         return {"file": self.file, "predictions": [{"tagName": t, "probability": p} for t, p in self.tags]}
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """What :func:`landuse.predict` gave: the model (id, hash, backend) and one entry per image."""
+
+    model: dict[str, str]
+    images: list[Prediction]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> Prediction:
+        return self.images[i]
 
 
 @dataclass(frozen=True)

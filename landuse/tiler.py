@@ -116,6 +116,19 @@ class TileResult:
     chips: int = 0
     not_classified: int = 0
     warnings: list[str] = field(default_factory=list)
+    grid: PlotGrid | None = None
+    min_valid: float = DEFAULT_MIN_VALID
+
+    def describe(self) -> str:
+        """What was written, for the terminal."""
+        where = self.grid.describe() if self.grid is not None else "the plot grid"
+        return "\n".join([
+            f"{self.plots} plots touched on {where}: {self.chips} chips "
+            f"(valid >= {self.min_valid:g}), {self.not_classified} not classified",
+            f"chips:  {self.chips_dir}",
+            f"index:  {self.index_path}",
+            f"grid:   {self.grid_path}",
+        ])
 
 
 def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
@@ -167,7 +180,7 @@ def tile(
         shutil.rmtree(work)
     work.mkdir()
     chips_dir = out_dir / "chips"
-    result = TileResult(out_dir, chips_dir, out_dir / "index.geojson", out_dir / "grid.json")
+    result = TileResult(out_dir, chips_dir, out_dir / "index.geojson", out_dir / "grid.json", grid=grid, min_valid=min_valid)
     records: list[dict] = []
     chunks = [c for c in grid.chunks_of(chunk_plots)
               if touched[c.row_off : c.row_off + c.height, c.col_off : c.col_off + c.width].any()]

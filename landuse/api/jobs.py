@@ -30,6 +30,7 @@ from landuse.results import (
     LabelledDataset,
     ParityReport,
     Prediction,
+    Predictions,
     Run,
     TrainedModel,
 )
@@ -137,7 +138,7 @@ def tile(
     scene = Scene.open([str(p) for p in imagery], bands=bands, stretch=stretch)
     if grid is not None:
         if crs is not None or plot_size_m is not None:
-            raise InputError("crs and plot_size_m only apply when the grid is built; drop them or drop grid")
+            raise InputError("crs and plot_size_m apply only to a grid built here, not to a given grid file; drop them or the grid")
         g = PlotGrid.load(grid)
     elif aoi is not None:
         g = PlotGrid.from_aoi(aoi, crs=crs, plot_size_m=plot_size_m or defaults.PLOT_SIZE_M)
@@ -334,7 +335,7 @@ def predict(
     *,
     top: int | None = None,
     threads: int | None = None,
-) -> list[Prediction]:
+) -> Predictions:
     """Tags and probabilities of whole images (PNG, JPEG, BMP, GeoTIFF), each resized (bilinear)
     to the model's input size, most probable first (``top``: only the first N)."""
     import numpy as np
@@ -353,7 +354,7 @@ def predict(
     for path, row in zip(paths, probs, strict=True):
         order = np.argsort(-row, kind="stable")[: top or len(row)]
         out.append(Prediction(str(path), [(str(clf.labels[i]), round(float(row[i]), 6)) for i in order]))
-    return out
+    return Predictions({"id": str(clf.model_id), "hash": str(clf.model_hash), "backend": str(clf.backend)}, out)
 
 
 def evaluate(
@@ -400,7 +401,7 @@ def train(
         res = train_customvision(dataset, out, customvision, overwrite=overwrite, say=progress)
         return TrainedModel(out, "customvision", None, {"result": res})
     if backend != "local":
-        raise InputError(f"backend {backend!r} is not known; use local or customvision")
+        raise InputError(f"backend {backend!r} is not known; use local or customvision", param="backend")
     try:
         import torch  # noqa: F401
     except ImportError as exc:
@@ -477,7 +478,7 @@ def dataset(
     built = merged = None
     if imagery:
         if labels is None:
-            raise InputError("labels (a land-cover raster) is required to label plots of the imagery")
+            raise InputError("labels (a land-cover raster) is required to label plots of the imagery", param="labels")
         from landuse.training.labels import DEFAULT_PURITY, build_dataset, load_mapping
 
         built = build_dataset([str(p) for p in imagery], labels, out, mapping=load_mapping(mapping),

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
+
+from landuse.cli import options as o
 
 
 @click.command("predict")
@@ -15,40 +16,28 @@ import numpy as np
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the N most probable tags.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (Custom Vision's tagName / probability).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads (default 1).")
+@o.threads
 def command(model: str, images: tuple[Path, ...], top: int | None, as_json: bool, threads: int | None) -> None:
-    """Classify IMAGE files (PNG, JPEG, BMP, GeoTIFF) with MODEL ('default', an export zip / folder or .onnx).
+    """Classify IMAGE files (PNG, JPEG, BMP, GeoTIFF) with MODEL ('default', an export zip / folder, .onnx
+    or py:module:factory).
 
     Each image is resized (bilinear) to the model's input size and classified whole.
     """
-    from landuse.classify.base import load_classifier
-    from landuse.training.dataset import load_image
+    from landuse.api import predict
 
-    clf = load_classifier(model, **({"threads": threads} if threads else {}))
-    size = tuple(clf.input_size)
-    probs = np.concatenate([
-        clf.predict(np.stack([load_image(p, size=size) for p in images[i:i + 32]]))
-        for i in range(0, len(images), 32)
-    ])
-    results = []
-    for path, row in zip(images, probs, strict=True):
-        order = np.argsort(-row, kind="stable")[: top or len(row)]
-        results.append({
-            "file": str(path),
-            "predictions": [{"tagName": clf.labels[i], "probability": round(float(row[i]), 6)} for i in order],
-        })
+    res = predict(model, images, top=top, threads=threads)
     if as_json:
-        doc = {"model": {"id": clf.model_id, "hash": clf.model_hash, "backend": clf.backend}, "images": results}
+        doc = {"model": res.model, "images": [p.to_dict() for p in res.images]}
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    for res in results:
-        t = Table(title=str(res["file"]), title_justify="left")
+    for p in res.images:
+        t = Table(title=p.file, title_justify="left")
         t.add_column("Tag")
         t.add_column("Probability", justify="right")
-        for p in res["predictions"]:
-            t.add_row(p["tagName"], f"{100.0 * p['probability']:.1f}%")
+        for tag, prob in p.tags:
+            t.add_row(tag, f"{100.0 * prob:.1f}%")
         console.print(t)
