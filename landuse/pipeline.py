@@ -679,9 +679,12 @@ def finalise(store: RunStore, chunks: Sequence[Chunk]) -> dict[str, Any]:
 
     files.write_geoparquet(gdf, store.output("plots.parquet"), provenance)
     files.write_geojson(gdf, store.output("plots.geojson"), provenance)
+    files.write_plot_layers(gdf, store.output("plots.gpkg"), labels, provenance)
     cls = np.full(grid.shape, -1, dtype=np.int16)
     cls[rows, cols] = table.column("class_index").fill_null(-1).to_numpy()
-    files.write_class_raster(store.output("classes.tif"), grid, cls, labels, _tag_provenance(store.manifest))
+    unknown = np.zeros(grid.shape, dtype=bool)
+    unknown[rows, cols] = np.asarray(table.column("status").to_numpy(zero_copy_only=False)) == "unknown"
+    files.write_class_raster(store.output("classes.tif"), grid, cls, labels, _tag_provenance(store.manifest), unknown=unknown)
     probs = np.full((len(labels), *grid.shape), np.nan, dtype=np.float32)
     for i, name in enumerate(labels):
         probs[i, rows, cols] = table.column(f"prob_{name}").to_numpy(zero_copy_only=False)

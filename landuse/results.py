@@ -227,7 +227,8 @@ class Run:
 
 @dataclass(frozen=True)
 class Urbanization:
-    """Hectares (and plots) that became the developed tag, by the class they came from."""
+    """Hectares (and plots) that became the developed tag, by the class they came from:
+    ``total_ha`` confident changes, ``upper_bound_ha`` with the uncertain ones too."""
 
     tag: str | None
     total_ha: float
@@ -235,6 +236,9 @@ class Urbanization:
     by_source_ha: dict[str, float]
     by_source_plots: dict[str, int]
     per_year_ha: float | None
+    uncertain_ha: float = 0.0
+    upper_bound_ha: float = 0.0
+    uncertain_by_source_ha: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Urbanization:
@@ -245,6 +249,9 @@ class Urbanization:
             {str(k): float(v) for k, v in (d.get("by_source_ha") or {}).items()},
             {str(k): int(v) for k, v in (d.get("by_source_plots") or {}).items()},
             None if d.get("per_year_ha") is None else float(d["per_year_ha"]),
+            float(d.get("uncertain_ha", 0.0)),
+            float(d.get("upper_bound_ha", d.get("total_ha", 0.0))),
+            {str(k): float(v) for k, v in (d.get("uncertain_by_source_ha") or {}).items()},
         )
 
 
@@ -267,6 +274,7 @@ class ChangeSummary:
     total_change_ha: float
     warnings: list[str]
     raw: dict[str, Any] = field(repr=False, compare=False)
+    unknown: Area = Area(0, 0.0)  # plots unknown (out of class) in either period: neither change nor persistence
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ChangeSummary:
@@ -292,6 +300,7 @@ class ChangeSummary:
             total_change_ha=float(d.get("total_change_ha", 0.0)),
             warnings=[str(w) for w in d.get("warnings") or []],
             raw=dict(d),
+            unknown=area("unknown"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -303,8 +312,9 @@ class ChangeSummary:
 class Change:
     """A finished change analysis folder (two periods of one plot grid).
 
-    ``matrix`` is the gated transition matrix in hectares (rows: class in period A, columns:
-    class in period B); ``transitions`` the long table of ``transitions.csv``.
+    ``matrix`` is the confident transition matrix in hectares (rows: class in period A, columns:
+    class in period B; unchanged plots on the diagonal), ``matrix_uncertain`` the uncertain plots
+    by (from, to); ``transitions`` the long table of ``transitions.csv``.
     """
 
     path: Path
@@ -339,17 +349,22 @@ class Change:
 
     @property
     def matrix(self) -> pd.DataFrame:
-        """Transition matrix in hectares (gated: an uncertain plot counts as persistence)."""
+        """Confident transition matrix in hectares (uncertain and unknown plots are not in it)."""
         return self._matrix("matrix_hectares")
 
     @property
     def matrix_plots(self) -> pd.DataFrame:
-        """Transition matrix in plots (gated)."""
+        """Confident transition matrix in plots."""
         return self._matrix("matrix_plots")
 
     @property
+    def matrix_uncertain(self) -> pd.DataFrame:
+        """Uncertain plots' hectares by (from, to): neither persistence nor confident change."""
+        return self._matrix("matrix_uncertain_hectares")
+
+    @property
     def transitions(self) -> pd.DataFrame:
-        """from, to, plots, hectares, share_of_compared, uncertain_plots (``transitions.csv``)."""
+        """from, to, status, plots, hectares, share_of_compared (``transitions.csv``)."""
         import pandas as pd
 
         return pd.read_csv(self.path / "transitions.csv")
@@ -363,22 +378,11 @@ class Change:
         return self.path / "change.tif"
 
     def describe(self) -> str:
-        """A few lines: counts and the urbanization summary (hectares per transition)."""
-        s = self.summary
-        a, b = s.periods
-        lines = [
-            f"{a} -> {b}: compared {s.compared.plots} plots ({s.compared.hectares:.1f} ha); "
-            f"changed {s.changed.plots} ({s.changed.hectares:.1f} ha), uncertain {s.uncertain.plots}, "
-            f"unchanged {s.unchanged.plots}, excluded {s.excluded.plots}"
-        ]
-        u = s.urbanization
-        if u.tag:
-            parts = ", ".join(f"{t} -> {u.tag} {ha:.1f} ha" for t, ha in u.by_source_ha.items())
-            rate = f"; {u.per_year_ha:.1f} ha/year" if u.per_year_ha is not None else ""
-            lines.append(f"urbanization: {u.total_ha:.1f} ha ({parts}){rate}")
-        for w in s.warnings:
-            lines.append(f"warning: {w}")
-        return "\n".join(lines)
+        """A few lines: the status rows (they add up to the compared plots) and urbanization
+        (confident, and the upper bound with the uncertain plots) — what the CLI prints."""
+        from landuse.change import describe
+
+        return describe(self.summary.raw)
 
 
 # -- the other jobs ----------------------------------------------------------------------------

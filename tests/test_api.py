@@ -229,10 +229,22 @@ def test_change_matrix_transitions_and_open(county) -> None:
 
 
 def test_change_series_names_interval_folders(county, tmp_path: Path) -> None:
+    import json
+    import shutil
+
     a, b, _ = county
-    out = lu.change_series([a, b, a], tmp_path / "series", options=lu.ChangeOptions(min_confidence=0.0))
-    assert [c.path.name for c in out] == ["2016_to_2022", "2022_to_2016", "2016_to_2016"]
-    assert out[2].summary.changed.plots == 0 and out[0].summary.min_confidence == 0.0
+    # B -> A runs against time: refused (before anything is written) unless allow_reverse
+    with pytest.raises(LanduseError, match="allow-reverse"):
+        lu.change_series([a, b, a], tmp_path / "series", options=lu.ChangeOptions(min_confidence=0.0))
+    assert not (tmp_path / "series").exists()
+    c = tmp_path / "c"
+    shutil.copytree(b.path if hasattr(b, "path") else b, c)
+    man = json.loads((c / "manifest.json").read_text())
+    man["period"] = "2025"
+    (c / "manifest.json").write_text(json.dumps(man))
+    out = lu.change_series([a, b, c], tmp_path / "series", options=lu.ChangeOptions(min_confidence=0.0))
+    assert [x.path.name for x in out] == ["2016_to_2022", "2022_to_2025", "2016_to_2025"]
+    assert out[1].summary.changed.plots == 0 and out[0].summary.min_confidence == 0.0
 
 
 def test_report_and_review_take_results(county, tmp_path: Path) -> None:

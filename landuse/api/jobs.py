@@ -269,10 +269,12 @@ def change_series(
 ) -> list[Change]:
     """Compare runs in order: each consecutive interval, plus first -> last when more than two.
     Two runs write into ``out``; more write one sub-folder per interval (``<A>_to_<B>``)."""
-    from landuse.change import series_pairs
+    from landuse.change import check_order, series_pairs
 
     opts = options or ChangeOptions()
     pairs = series_pairs([_arrays(r) for r in runs])
+    for a, b in pairs:  # refuse a wrong order before writing anything
+        check_order(a, b, opts.allow_reverse)
     out = Path(out)
     return [
         _compare(a, b, out if len(pairs) == 1 else out / series_folder(a.period, b.period), opts, overwrite)
@@ -290,7 +292,7 @@ def _compare(a, b, out: Path, opts: ChangeOptions, overwrite: bool) -> Change:  
     from landuse.report.change_outputs import write_change_outputs
     from landuse.results import ChangeSummary
 
-    comp = compare(a, b, min_confidence=opts.min_confidence, smooth=opts.smooth)
+    comp = compare(a, b, min_confidence=opts.min_confidence, smooth=opts.smooth, allow_reverse=opts.allow_reverse)
     summary = comp.summary(hotspot_block=opts.hotspot_block, developed_tag=opts.developed_tag)
     write_change_outputs(comp, out, summary, overwrite=overwrite)
     import json

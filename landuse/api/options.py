@@ -55,6 +55,7 @@ class ChangeOptions:
     smooth: bool = False
     hotspot_block: int = defaults.HOTSPOT_BLOCK
     developed_tag: str = defaults.DEVELOPED_TAG
+    allow_reverse: bool = False  # allow run B earlier than run A (a deliberate backwards comparison)
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,17 @@ from landuse.cli import options as o
 @click.option("--hotspot-block", default=defaults.HOTSPOT_BLOCK, show_default=True, type=int,
               help="Hotspot block size in plots (newly Developed plots counted per block).")
 @click.option("--developed-tag", default=defaults.DEVELOPED_TAG, show_default=True, help="The tag that means urbanized.")
+@click.option("--allow-reverse", is_flag=True,
+              help="Allow a run B earlier than run A (a deliberate backwards comparison).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.pass_context
 def command(ctx: click.Context, runs: tuple[Path, ...], out: Path, min_confidence: float, smooth: bool,
-            hotspot_block: int, developed_tag: str, overwrite: bool) -> None:
+            hotspot_block: int, developed_tag: str, allow_reverse: bool, overwrite: bool) -> None:
     """Compare runs of one plot grid: RUN_A RUN_B (or more: consecutive intervals plus first -> last)."""
     from landuse.api import ChangeOptions, change_series
+    from landuse.report.change_outputs import CHANGE_FILES
 
     opts = ChangeOptions(min_confidence=min_confidence, smooth=smooth, hotspot_block=hotspot_block,
-                         developed_tag=developed_tag)
+                         developed_tag=developed_tag, allow_reverse=allow_reverse)
     for chg in change_series(runs, out, options=opts, overwrite=overwrite):
-        o.echo_unless_quiet(ctx, chg.describe() + f"\nwrote {chg.path}/ (change.geojson, change.tif, "
-                            "transitions.csv, matrix_*.csv, summary.json, summary.md)")
+        o.echo_unless_quiet(ctx, f"{chg.describe()}\nwrote {chg.path}/ ({', '.join(CHANGE_FILES)})")
