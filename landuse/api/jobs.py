@@ -498,7 +498,7 @@ def review(
     out: PathLike,
     *,
     n: int = 200,
-    strategy: Literal["least-confident", "changed"] = "least-confident",
+    strategy: Literal["least-confident", "changed", "unknown", "diverse", "mix"] = "least-confident",
     change: PathLike | Change | None = None,
     imagery: Sequence[PathLike] | None = None,
     chip_size: int = 256,
