@@ -518,6 +518,7 @@ class Predictions:
 
     model: dict[str, str]
     images: list[Prediction]
+    labels: list[str] = field(default_factory=list)  # the model's tags, in its order
 
     def __len__(self) -> int:
         return len(self.images)

@@ -104,7 +104,8 @@ def _tree(root: Path) -> dict[str, object]:
 def _workflow(tmp: Path, out: Path) -> Path:
     text = (ROOT / "workflows" / "sample_county.yaml").read_text()
     text = text.replace("../sample_rasters", str(SAMPLES)).replace("output: ../demo_out", f"output: {out}")
-    text = text.replace("scheduler: local ", "scheduler: synchronous ")
+    text = re.sub(r"scheduler: \w+ ", "scheduler: synchronous ", text)
+    assert "scheduler: synchronous" in text
     wf = tmp / "sample_county.yaml"
     wf.write_text(text)
     return wf

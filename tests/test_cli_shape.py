@@ -14,7 +14,8 @@ CLI = Path(__file__).resolve().parents[1] / "landuse" / "cli"
 # errors, and the types / choices of results it renders
 ALLOWED = ("landuse.api", "landuse.api.workflows", "landuse.cli", "landuse.defaults", "landuse.errors", "landuse")
 RENDERED = {"landuse.training.evaluate", "landuse.label.selection", "landuse.assess.sample", "landuse.serve",
-            "landuse.samples", "landuse.label", "landuse.report.change_outputs"}
+            "landuse.samples", "landuse.label", "landuse.report.change_outputs",
+            "landuse.report.predictions"}
 
 
 @pytest.mark.parametrize("path", sorted(CLI.glob("*.py")), ids=lambda p: p.name)

@@ -325,6 +325,7 @@ def report(
         path_of(run_a), path_of(run_b), out, change_dir=None if change is None else path_of(change),
         basemap=opts.basemap, thumbnails=opts.thumbnails, imagery_a=opts.imagery_a, imagery_b=opts.imagery_b,
         overwrite=overwrite, thumb_px=opts.thumbnail_px, max_thumbnails=opts.max_thumbnails, progress=progress,
+        imagery=opts.imagery,
     )
 
 
@@ -356,7 +357,8 @@ def predict(
     for path, row in zip(paths, probs, strict=True):
         order = np.argsort(-row, kind="stable")[: top or len(row)]
         out.append(Prediction(str(path), [(str(clf.labels[i]), round(float(row[i]), 6)) for i in order]))
-    return Predictions({"id": str(clf.model_id), "hash": str(clf.model_hash), "backend": str(clf.backend)}, out)
+    model_info = {"id": str(clf.model_id), "hash": str(clf.model_hash), "backend": str(clf.backend)}
+    return Predictions(model_info, out, [str(t) for t in clf.labels])
 
 
 def evaluate(

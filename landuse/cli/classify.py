@@ -19,7 +19,7 @@ from landuse.cli import options as o
 @o.grid
 @o.plot_size()
 @o.min_valid()
-@click.option("--scheduler", default=defaults.SCHEDULER, show_default=True, help="local (a Dask LocalCluster, one process per core) | threads | synchronous | "
+@click.option("--scheduler", default=defaults.SCHEDULER, show_default=True, help="auto (threads on up to 4 cores, else local) | local (a Dask LocalCluster, one process per core) | threads | synchronous | "
               "tcp://HOST:8786 (an existing cluster: the imagery and model paths must be reachable from its "
               "workers, via shared storage or URLs; parts are written here by the client).")
 @click.option("--workers", type=int, help="Worker processes / threads (default: the cores available).")

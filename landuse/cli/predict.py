@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,28 +16,34 @@ from landuse.cli import options as o
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the N most probable tags.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (Custom Vision's tagName / probability).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: file, top_tag, probability, prob_<tag> for every tag.")
 @o.threads
-def command(model: str, images: tuple[Path, ...], top: int | None, as_json: bool, threads: int | None) -> None:
+def command(model: str, images: tuple[Path, ...], top: int | None, as_json: bool, as_csv: bool, threads: int | None) -> None:
     """Classify IMAGE files (PNG, JPEG, BMP, GeoTIFF) with MODEL ('default', an export zip / folder, .onnx
     or py:module:factory).
 
     Each image is resized (bilinear) to the model's input size and classified whole.
     """
     from landuse.api import predict
+    from landuse.errors import InputError
+    from landuse.report.predictions import (
+        prediction_csv,
+        prediction_json,
+        prediction_rows,
+        prediction_table,
+    )
 
+    if as_json and as_csv:
+        raise InputError("--json and --csv both given; choose one")
     res = predict(model, images, top=top, threads=threads)
     if as_json:
-        doc = {"model": res.model, "images": [p.to_dict() for p in res.images]}
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        sys.stdout.write(prediction_json(res.images, res.model))
+        return
+    if as_csv:
+        sys.stdout.write(prediction_csv(res.images, res.labels))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    console = Console()
-    for p in res.images:
-        t = Table(title=p.file, title_justify="left")
-        t.add_column("Tag")
-        t.add_column("Probability", justify="right")
-        for tag, prob in p.tags:
-            t.add_row(tag, f"{100.0 * prob:.1f}%")
-        console.print(t)
+    rows = prediction_rows(res.images)
+    need = sum(max(len(r[i]) for r in rows) for i in range(4)) + 24  # a row per image, never wrapped
+    Console(width=max(shutil.get_terminal_size((100, 20)).columns, need)).print(prediction_table(res.images))
