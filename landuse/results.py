@@ -7,7 +7,6 @@ on-disk format, unchanged; the typed fields are views of it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -49,12 +48,9 @@ __all__ = [
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunStoreError(f"{path} is missing; {what}") from None
-    except json.JSONDecodeError as exc:
-        raise RunStoreError(f"{path} is not valid JSON ({exc}); {what}") from None
+    from landuse.fileio import read_json
+
+    doc = read_json(path, what, RunStoreError, missing="is missing")
     if not isinstance(doc, dict):
         raise RunStoreError(f"{path} is not a JSON object; {what}")
     return doc

@@ -27,6 +27,8 @@ import numpy as np
 
 from landuse import __version__, defaults
 from landuse.errors import InputError, OutputExistsError
+from landuse.fileio import atomic_path
+from landuse.fileio import write_bytes as _write_atomic
 from landuse.grid import PlotGrid
 from landuse.imagery import Scene
 
@@ -84,24 +86,16 @@ def encode_png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _write_geotiff(path: Path, rgb: np.ndarray, grid: PlotGrid, row: int, col: int) -> None:
     import rasterio
 
     size = rgb.shape[0]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with rasterio.open(
+    with atomic_path(path) as tmp, rasterio.open(
         tmp, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8",
         crs=grid.crs, transform=grid.plot_transform(row, col, size),
         photometric="RGB", compress="deflate", tiled=False,
     ) as dst:
         dst.write(rgb.transpose(2, 0, 1))
-    os.replace(tmp, path)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from landuse.api.options import (
     TrainOptions,
 )
 from landuse.errors import InputError, OutputExistsError
+from landuse.fileio import safe_name
 from landuse.results import (
     Change,
     GridResult,
@@ -66,11 +67,6 @@ __all__ = [
 def _check_writable(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass --overwrite to replace it or choose another --out")
-
-
-def safe_name(text: str) -> str:
-    """``text`` as a file or folder name: characters other than letters, digits, ``-_.`` become ``_``."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
 # -- the plot grid and chips -------------------------------------------------------------------
