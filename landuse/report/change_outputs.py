@@ -15,6 +15,7 @@ from landuse import __version__
 from landuse.change import STATUS_CODES, Comparison, fmt_ha, summary_rows
 from landuse.errors import OutputExistsError
 from landuse.report.palette import UNKNOWN_COLOR, class_colors, hex_to_rgb
+from landuse.store import swap_in_dir
 
 CHANGE_NODATA = 255
 CHANGE_UNKNOWN = 254
@@ -36,9 +37,7 @@ def write_change_outputs(comp: Comparison, out: str | Path, summary: dict, overw
         write_matrices(comp, tmp)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
         (tmp / "summary.md").write_text(summary_markdown(summary))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.replace(out)
+        swap_in_dir(tmp, out)  # the old output stays until the new one is complete
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
