@@ -205,7 +205,7 @@ def write_change_tif(comp: Comparison, path: Path) -> None:
         transform=grid.transform, nodata=CHANGE_NODATA, compress="deflate", tiled=grid.width >= 256 and grid.height >= 256,
     )
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(code, 1)
+        # the colour table before the pixels: libtiff cannot change the photometric tag once writing
         dst.write_colormap(1, change_colormap(comp.labels))
         dst.update_tags(
             landuse_kind="change",
@@ -215,6 +215,7 @@ def write_change_tif(comp: Comparison, path: Path) -> None:
             periods=json.dumps([comp.run_a.period, comp.run_b.period]),
         )
         dst.update_tags(1, **{str(code): name for code, (name, _rgba) in change_categories(comp.labels).items()})
+        dst.write(code, 1)
     from landuse.report.styles import write_raster_styles
 
     write_raster_styles(path, {code: nc for code, nc in change_categories(comp.labels).items()})
