@@ -607,7 +607,7 @@ def test_run_missing_and_invalid_workflows(tmp_path: Path, capfd) -> None:
 
 
 def test_workflow_stretch_reaches_classify(tmp_path: Path) -> None:
-    from landuse.workflow import load_workflow, plan
+    from landuse.api.workflows import plan
 
     (tmp_path / "a.tif").write_bytes(b"")
     (tmp_path / "b.tif").write_bytes(b"")
@@ -623,7 +623,7 @@ def test_workflow_stretch_reaches_classify(tmp_path: Path) -> None:
             imagery: b.tif
             stretch: auto
     """))
-    steps = dict(plan(*load_workflow(wf)))
+    steps = {step.title: step.argv for step in plan(wf)[1]}
     assert steps["classify 2016"][steps["classify 2016"].index("--stretch") + 1] == "0,0.3"
     assert steps["classify 2021"][steps["classify 2021"].index("--stretch") + 1] == "auto"
 

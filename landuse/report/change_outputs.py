@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import numpy as np
 from landuse import __version__
 from landuse.change import STATUS_CODES, Comparison, fmt_ha, summary_rows
 from landuse.errors import OutputExistsError
+from landuse.fileio import staged_dir
 from landuse.report.palette import UNKNOWN_COLOR, class_colors, hex_to_rgb
 
 CHANGE_NODATA = 255
@@ -27,21 +26,13 @@ def write_change_outputs(comp: Comparison, out: str | Path, summary: dict, overw
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out} already exists and is not empty; pass --overwrite or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         write_change_geojson(comp, tmp / "change.geojson")
         write_change_layers(comp, tmp)
         write_change_tif(comp, tmp / "change.tif")
         write_matrices(comp, tmp)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
         (tmp / "summary.md").write_text(summary_markdown(summary))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.replace(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
@@ -214,7 +205,7 @@ def write_change_tif(comp: Comparison, path: Path) -> None:
         transform=grid.transform, nodata=CHANGE_NODATA, compress="deflate", tiled=grid.width >= 256 and grid.height >= 256,
     )
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(code, 1)
+        # the colour table before the pixels: libtiff cannot change the photometric tag once writing
         dst.write_colormap(1, change_colormap(comp.labels))
         dst.update_tags(
             landuse_kind="change",
@@ -224,6 +215,7 @@ def write_change_tif(comp: Comparison, path: Path) -> None:
             periods=json.dumps([comp.run_a.period, comp.run_b.period]),
         )
         dst.update_tags(1, **{str(code): name for code, (name, _rgba) in change_categories(comp.labels).items()})
+        dst.write(code, 1)
     from landuse.report.styles import write_raster_styles
 
     write_raster_styles(path, {code: nc for code, nc in change_categories(comp.labels).items()})
