@@ -756,7 +756,9 @@ def aoi_info(aoi: str | Path | None) -> dict[str, Any] | None:
     if aoi is None:
         return None
     p = Path(aoi)
-    return {"path": str(p.resolve()), "sha256": sha256_file(p)}
+    info = {"path": str(p.resolve()), "sha256": sha256_file(p)}
+    where = getattr(aoi, "where", None)  # landuse.grid.AoiFile: features picked by attribute
+    return {**info, "where": where} if where else info
 
 
 def plan_grid(
@@ -793,15 +795,26 @@ def classify_imagery(
     bands: Sequence[int] | None = None,
     backend: str = "onnx",
     backend_options: dict[str, Any] | None = None,
+    stac: Any = None,
     **options: Any,
 ) -> RunResult:
-    """``landuse classify``: open the imagery, plan the grid, classify (see :func:`classify_scene`)."""
+    """``landuse classify``: open the imagery (files, or ``stac``: a :class:`landuse.stac.StacSource`), plan the grid, classify (see :func:`classify_scene`)."""
     from landuse.imagery import Scene
 
-    if not sources:
-        raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
-    scene = Scene.open(list(sources), bands=list(bands) if bands else None)
-    grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
+    if stac is not None:  # imagery from a STAC search (landuse.stac)
+        from landuse.stac import open_period
+
+        if sources:
+            raise InputError("give imagery files or a STAC source (--stac), not both")
+        scene, selection = open_period(stac, aoi=aoi, grid_file=grid_file, bands=bands, out=out,
+                                       overwrite=bool(options.get("overwrite")))
+        grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
+        selection.attach(scene, grid, mask)
+    else:
+        if not sources:
+            raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
+        scene = Scene.open(list(sources), bands=list(bands) if bands else None)
+        grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
     if backend == "onnx":
         source = None if model is None or str(model) == "default" else str(Path(model).resolve())
         ref = ModelRef(source, tuple(sorted((backend_options or {}).items())))

@@ -34,14 +34,32 @@ class GridSpec(_Strict):
     plot_size: float = Field(224.0, gt=0, description="plot side in metres")
     crs: str | None = Field(None, description="projected CRS (default: the imagery's, else UTM of the centre)")
     aoi: str | None = Field(None, description="AOI polygon file: plots whose centre lies inside")
+    aoi_where: str | None = Field(None, description="attribute filter on the AOI's features, e.g. GEOID = '06025'")
     file: str | None = Field(None, description="an existing grid.json to use instead")
 
 
+class StacSpec(_Strict):
+    """A period's imagery from a STAC search (see ``landuse search``); the area is the grid's AOI."""
+
+    url: str = Field(..., min_length=1, description="STAC API root URL, or a catalog / item collection file")
+    collections: list[str] = Field(default_factory=list, description="collection ids, e.g. [naip]")
+    datetime: str | int | None = Field(None, description="a year, a date or a range START/END")
+    query: dict[str, Any] | None = Field(None, description="STAC query extension object")
+    filter: str | dict[str, Any] | None = Field(None, description="CQL2 filter (text or JSON)")
+    asset: str | None = Field(None, description="asset key (default: image, else the GeoTIFF data asset)")
+
+    @field_validator("collections", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
 class PeriodSpec(_Strict):
-    """One period: a name, its imagery and (optionally) a date or year."""
+    """One period: a name, its imagery (files or a STAC search) and (optionally) a date or year."""
 
     name: str = Field(..., min_length=1)
-    imagery: list[str] = Field(..., min_length=1, description="files, globs, VRTs or GDAL URLs")
+    imagery: list[str] | None = Field(None, min_length=1, description="files, globs, VRTs or GDAL URLs")
+    stac: StacSpec | None = Field(None, description="or: the imagery a STAC search finds")
     date: dt.date | int | None = Field(None, description="acquisition date or year (for annual rates)")
     bands: list[int] | None = Field(None, description="1-based source bands for R, G, B")
 
@@ -49,6 +67,12 @@ class PeriodSpec(_Strict):
     @classmethod
     def _listify(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PeriodSpec:
+        if (self.imagery is None) == (self.stac is None):
+            raise ValueError("give a period either 'imagery' (files) or 'stac' (a search), not both or neither")
+        return self
 
 
 class PipelineSpec(_Strict):
@@ -227,18 +251,23 @@ def plan(wf: Workflow, base: Path) -> list[tuple[str, list[str]]]:
     if not wf.periods:
         return steps
     grid_file = str(out / "grid.json")
-    imagery = {p.name: expand_imagery(base, p.imagery, f"periods[{p.name}].imagery") for p in wf.periods}
+    imagery = {p.name: expand_imagery(base, p.imagery, f"periods[{p.name}].imagery") if p.imagery else []
+               for p in wf.periods}
     g = wf.grid
+    aoi_args = (["--aoi", resolve(base, g.aoi)] + (["--aoi-where", g.aoi_where] if g.aoi_where else [])) if g.aoi else []
+    if g.aoi_where and not g.aoi:
+        raise WorkflowError("grid.aoi_where needs grid.aoi (the file to pick features from)")
     if g.file:
         grid_file = resolve(base, g.file)
         if not Path(grid_file).exists():
             raise WorkflowError(f"grid.file: {g.file!r} does not exist (resolved to {grid_file}); fix the path or remove the key")
     else:
+        if any(p.stac for p in wf.periods) and not g.aoi:
+            raise WorkflowError("a period with 'stac' needs grid.aoi (the area to search) or grid.file")
         args = ["grid", *[f for files in imagery.values() for f in files], "--out", grid_file, "--plot-size", f"{g.plot_size:g}", "--overwrite"]
         if g.crs:
             args += ["--crs", g.crs]
-        if g.aoi:
-            args += ["--aoi", resolve(base, g.aoi)]
+        args += aoi_args
         steps.append(("grid", args))
     runs: list[str] = []
     periods: list[str] = []
@@ -247,7 +276,7 @@ def plan(wf: Workflow, base: Path) -> list[tuple[str, list[str]]]:
         period = p.date.isoformat() if isinstance(p.date, dt.date) else (str(p.date) if p.date else p.name)
         runs.append(run_dir)
         periods.append(period)
-        args = ["classify", *imagery[p.name], "--period", period, "--out", run_dir, "--grid", grid_file,
+        args = ["classify", *imagery[p.name], *_stac_args(base, p.stac), "--period", period, "--out", run_dir, "--grid", grid_file,
                 "--min-valid", str(wf.pipeline.min_valid), "--scheduler", wf.pipeline.scheduler]
         if wf.backend == "onnx":
             args += ["--model", model]
@@ -257,8 +286,7 @@ def plan(wf: Workflow, base: Path) -> list[tuple[str, list[str]]]:
                 args += ["--tps", str(wf.customvision.tps)]
             if wf.customvision.store:
                 args.append("--store")
-        if g.aoi:
-            args += ["--aoi", resolve(base, g.aoi)]
+        args += aoi_args
         for opt, val in (("--workers", wf.pipeline.workers), ("--chunk-plots", wf.pipeline.chunk_plots),
                          ("--batch-size", wf.pipeline.batch_size)):
             if val is not None:
@@ -283,6 +311,27 @@ def plan(wf: Workflow, base: Path) -> list[tuple[str, list[str]]]:
             args.append("--thumbnails" if r.thumbnails else "--no-thumbnails")
             steps.append(("report", args))
     return steps
+
+
+def _stac_args(base: Path, stac: StacSpec | None) -> list[str]:
+    """``classify`` options of a period's STAC search (a catalog file resolves against the workflow)."""
+    if stac is None:
+        return []
+    import json
+
+    url = stac.url if stac.url.startswith(("http://", "https://")) else resolve(base, stac.url)
+    args = ["--stac", url]
+    for c in stac.collections:
+        args += ["--collection", c]
+    if stac.datetime is not None:
+        args += ["--datetime", str(stac.datetime)]
+    if stac.query is not None:
+        args += ["--stac-query", json.dumps(stac.query)]
+    if stac.filter is not None:
+        args += ["--stac-filter", stac.filter if isinstance(stac.filter, str) else json.dumps(stac.filter)]
+    if stac.asset:
+        args += ["--asset", stac.asset]
+    return args
 
 
 def _safe(period: str) -> str:

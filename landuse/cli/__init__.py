@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "dataset": "dataset",
     "review": "review",
     "run": "run",
+    "search": "search",
 }
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from landuse.cli.search import stac_options, stac_source
 from landuse.errors import InputError
 
 
@@ -22,11 +23,13 @@ def _parse_bands(value: str | None) -> list[int] | None:
 
 
 @click.command("classify")
-@click.argument("imagery", nargs=-1, required=True)
+@click.argument("imagery", nargs=-1)
+@stac_options
 @click.option("--period", required=True, help="Name of the period (e.g. 2016 or 2018-07-16).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @click.option("--model", default="default", show_default=True, help="Custom Vision export (zip/folder), .onnx file or 'default'.")
 @click.option("--aoi", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Only plots whose centre is inside this polygon file.")
+@click.option("--aoi-where", help="Keep only the AOI features this attribute filter selects, e.g. \"GEOID = '06025'\" (a TIGER county file).")
 @click.option("--grid", "grid_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Plot grid (grid.json) to use; keeps periods comparable.")
 @click.option("--plot-size", default=224.0, show_default=True, type=float, help="Plot side in metres (new grids only).")
 @click.option("--min-valid", default=0.9, show_default=True, type=float, help="Smallest valid-pixel fraction to classify a plot.")
@@ -48,10 +51,17 @@ def _parse_bands(value: str | None) -> list[int] | None:
 def command(
     ctx: click.Context,
     imagery: tuple[str, ...],
+    stac_url: str | None,
+    collections: tuple[str, ...],
+    stac_datetime: str | None,
+    stac_query: str | None,
+    stac_filter: str | None,
+    asset: str | None,
     period: str,
     out: Path,
     model: str,
     aoi: Path | None,
+    aoi_where: str | None,
     grid_file: Path | None,
     plot_size: float,
     min_valid: float,
@@ -67,17 +77,23 @@ def command(
     overwrite: bool,
     dry_run: bool,
 ) -> None:
-    """Classify every plot of IMAGERY (one period) into the run directory --out.
+    """Classify every plot of IMAGERY (one period), or of the items a STAC search finds (--stac
+    with --collection, --datetime and --aoi or --grid), into the run directory --out.
 
     Writes plots.parquet, plots.geojson, classes.tif, probabilities.tif and summary.json. A
     rerun resumes an interrupted run; a finished run is not recomputed.
     """
+    from landuse.grid import aoi_of
     from landuse.pipeline import classify_imagery
 
     quiet = bool((ctx.obj or {}).get("quiet"))
+    stac = stac_source(stac_url, collections, stac_datetime, stac_query, stac_filter, asset)
+    if stac is None and not imagery:
+        raise click.UsageError("give IMAGERY files or a STAC source (--stac URL --collection ... --datetime ...)")
+    aoi = aoi_of(aoi, aoi_where)
     if dry_run:
         click.echo(dry_run_text(list(imagery), grid_file, aoi, plot_size, _parse_bands(bands), min_valid, backend,
-                                {"tier": tier, "tps": tps, "store": store}))
+                                {"tier": tier, "tps": tps, "store": store}, stac))
         return
     classify_imagery(
         list(imagery),
@@ -97,6 +113,7 @@ def command(
         workers=workers,
         overwrite=overwrite,
         quiet=quiet,
+        stac=stac,
     )
 
 
@@ -109,22 +126,34 @@ def dry_run_text(
     min_valid: float,
     backend: str,
     cv_options: dict,
+    stac: object = None,
 ) -> str:
-    """What a run would do, from the imagery footprints and masks only (no model call)."""
+    """What a run would do, from the imagery footprints and masks only (no model call); for a STAC
+    source, from the items' footprints (the same listing as ``landuse search``; no pixel read)."""
     from landuse.imagery import Scene
     from landuse.pipeline import plan_grid
 
-    scene = Scene.open(imagery, bands=bands)
-    grid, mask = plan_grid(scene, grid_file, aoi, plot_size)
-    cov = scene.coverage(grid)
-    if mask is not None:
-        cov = cov * mask
-    plots = int((cov >= min_valid).sum())
-    lines = [
-        f"dry run: {grid.describe()}; about {plots} of {grid.size} plots have >= {min_valid:g} valid imagery "
-        f"(estimated from the masks) and would be classified; {int(((cov > 0) & (cov < min_valid)).sum())} partial, "
-        f"{int((cov == 0).sum())} without imagery"
-    ]
+    lines: list[str] = []
+    if stac is not None:
+        from landuse.stac import footprint_plan
+
+        sel, grid = footprint_plan(stac, aoi=aoi, grid_file=grid_file, plot_size_m=plot_size)  # type: ignore[arg-type]
+        covered = (sel.plots or 0) - (sel.uncovered_plots or 0)
+        lines += [sel.describe(), f"dry run: {grid.describe()}; {covered} plots lie on a chosen item and would be read "
+                  f"(those with >= {min_valid:g} valid imagery classified)"]
+        plots = covered
+    else:
+        scene = Scene.open(imagery, bands=bands)
+        grid, mask = plan_grid(scene, grid_file, aoi, plot_size)
+        cov = scene.coverage(grid)
+        if mask is not None:
+            cov = cov * mask
+        plots = int((cov >= min_valid).sum())
+        lines += [
+            f"dry run: {grid.describe()}; about {plots} of {grid.size} plots have >= {min_valid:g} valid imagery "
+            f"(estimated from the masks) and would be classified; {int(((cov > 0) & (cov < min_valid)).sum())} partial, "
+            f"{int((cov == 0).sum())} without imagery"
+        ]
     if backend == "customvision":
         from landuse.pipeline import load_customvision
 

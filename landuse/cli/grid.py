@@ -57,6 +57,7 @@ def summary(grid: PlotGrid, mask: np.ndarray | None = None) -> str:
 @click.command("grid")
 @click.argument("imagery", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--aoi", type=click.Path(dir_okay=False, path_type=Path), help="AOI polygons (GeoJSON / GeoPackage / Shapefile, any CRS): keep plots whose centre lies inside.")
+@click.option("--aoi-where", help="Keep only the AOI features this attribute filter selects, e.g. \"GEOID = '06025'\".")
 @click.option("--crs", default=None, help="Projected grid CRS, e.g. EPSG:32611 (default: the imagery's shared projected CRS, else the UTM zone of the centre).")
 @click.option("--plot-size", type=click.FloatRange(min=1.0), default=DEFAULT_PLOT_SIZE_M, show_default=True, help="Plot size in metres (also in feet-based CRSs).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="grid.json to write.")
@@ -67,6 +68,7 @@ def command(
     ctx: click.Context,
     imagery: tuple[Path, ...],
     aoi: Path | None,
+    aoi_where: str | None,
     crs: str | None,
     plot_size: float,
     out: Path,
@@ -74,8 +76,11 @@ def command(
     overwrite: bool,
 ) -> None:
     """Build the 224 m plot grid covering IMAGERY (or --aoi) and write it to --out."""
+    from landuse.grid import aoi_of
+
     if not imagery and aoi is None:
         raise click.UsageError("give imagery files or --aoi to build the grid from")
+    aoi = aoi_of(aoi, aoi_where)
     _check_writable(out, overwrite)
     if geojson is not None:
         _check_writable(geojson, overwrite)
