@@ -364,7 +364,8 @@ class SourceFile:
         )
 
 
-def _parse_bands(bands: Sequence[int] | str | None) -> tuple[int, int, int] | None:
+def parse_bands(bands: Sequence[int] | str | None) -> tuple[int, int, int] | None:
+    """The one parser of band choices: ``"1,2,3"`` or a sequence -> (R, G, B) 1-based, or None."""
     if bands is None:
         return None
     if isinstance(bands, str):
@@ -619,7 +620,7 @@ class Scene:
         stretch: Any = None,
     ) -> Scene:
         """Scene from paths, globs, folders, a VRT or GDAL-readable URLs (see module doc)."""
-        bands_t = _parse_bands(bands)
+        bands_t = parse_bands(bands)
         files = [inspect_source(p, bands_t) for p in expand_sources(sources)]
         return cls.from_files(files, bands_t, stretch)
 

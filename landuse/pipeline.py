@@ -37,17 +37,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from landuse.classify.base import decide, load_classifier, sha256_file
+from landuse import defaults
+from landuse.classify.base import decide, load_classifier, resolve_model_spec, sha256_file
 from landuse.errors import InputError, LanduseError, RunStoreError
 from landuse.grid import Chunk, PlotGrid
 from landuse.store import RunStore, build_manifest
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_PLOTS = 256
-DEFAULT_BATCH_SIZE = 8
-DEFAULT_MIN_VALID = 0.9
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_CHUNK_PLOTS = defaults.CHUNK_PLOTS
+DEFAULT_BATCH_SIZE = defaults.BATCH_SIZE
+DEFAULT_MIN_VALID = defaults.MIN_VALID
+DEFAULT_THRESHOLD = defaults.THRESHOLD
 # Most plots read at once inside a task (bounds a task's pixel memory: 128 x 150 KB = 19 MB).
 MAX_READ_PLOTS = 128
 STATUSES = ("classified", "partial", "nodata", "outside_aoi", "uncertain")
@@ -678,9 +679,12 @@ def finalise(store: RunStore, chunks: Sequence[Chunk]) -> dict[str, Any]:
 
     files.write_geoparquet(gdf, store.output("plots.parquet"), provenance)
     files.write_geojson(gdf, store.output("plots.geojson"), provenance)
+    files.write_plot_layers(gdf, store.output("plots.gpkg"), labels, provenance)
     cls = np.full(grid.shape, -1, dtype=np.int16)
     cls[rows, cols] = table.column("class_index").fill_null(-1).to_numpy()
-    files.write_class_raster(store.output("classes.tif"), grid, cls, labels, _tag_provenance(store.manifest))
+    unknown = np.zeros(grid.shape, dtype=bool)
+    unknown[rows, cols] = np.asarray(table.column("status").to_numpy(zero_copy_only=False)) == "unknown"
+    files.write_class_raster(store.output("classes.tif"), grid, cls, labels, _tag_provenance(store.manifest), unknown=unknown)
     probs = np.full((len(labels), *grid.shape), np.nan, dtype=np.float32)
     for i, name in enumerate(labels):
         probs[i, rows, cols] = table.column(f"prob_{name}").to_numpy(zero_copy_only=False)
@@ -765,7 +769,7 @@ def plan_grid(
     scene: Any,
     grid_file: str | Path | None = None,
     aoi: str | Path | None = None,
-    plot_size_m: float = 224.0,
+    plot_size_m: float = defaults.PLOT_SIZE_M,
 ) -> tuple[PlotGrid, np.ndarray | None]:
     """The run's grid and AOI mask: ``grid_file`` if given; else the AOI's grid (in the imagery's
     CRS when the sources share a projected one) when ``aoi`` is given; else the imagery's grid."""
@@ -791,7 +795,7 @@ def classify_imagery(
     model: str | Path | None = None,
     aoi: str | Path | None = None,
     grid_file: str | Path | None = None,
-    plot_size_m: float = 224.0,
+    plot_size_m: float = defaults.PLOT_SIZE_M,
     bands: Sequence[int] | None = None,
     backend: str = "onnx",
     backend_options: dict[str, Any] | None = None,
@@ -816,7 +820,7 @@ def classify_imagery(
         scene = Scene.open(list(sources), bands=list(bands) if bands else None)
         grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
     if backend == "onnx":
-        source = None if model is None or str(model) == "default" else str(Path(model).resolve())
+        source = resolve_model_spec(model)
         ref = ModelRef(source, tuple(sorted((backend_options or {}).items())))
     elif backend == "customvision":
         opts = {k: v for k, v in (backend_options or {}).items() if v is not None}

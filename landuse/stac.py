@@ -563,11 +563,11 @@ class StacSelection:
         """The period's :class:`~landuse.imagery.Scene`: the items' COGs newest first."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from landuse.imagery import Scene, _parse_bands
+        from landuse.imagery import Scene, parse_bands
 
         if not self.items:
             raise StacError(f"the STAC search found no usable item ({self.describe().splitlines()[0]}); check the collection, datetime and AOI")
-        user = _parse_bands(bands)
+        user = parse_bands(bands)
         sign = self.source.signer()
 
         def inspect(i: ChosenItem) -> Any:
@@ -727,6 +727,22 @@ def footprint_plan(
     mask = grid.aoi_mask(aoi) if aoi is not None else None
     sel = select(source, aoi=aoi, grid=grid, mask=mask)
     return sel, grid
+
+
+def dry_run_lines(
+    source: StacSource,
+    *,
+    aoi: Any = None,
+    grid_file: str | Path | None = None,
+    plot_size_m: float = 224.0,
+    min_valid: float = 0.9,
+) -> tuple[list[str], int]:
+    """``classify --dry-run`` of a STAC source: the ``search`` listing and the plots that would be
+    read (from the items' footprints; no pixel read). Returns the lines and that plot count."""
+    sel, grid = footprint_plan(source, aoi=aoi, grid_file=grid_file, plot_size_m=plot_size_m)
+    covered = (sel.plots or 0) - (sel.uncovered_plots or 0)
+    return [sel.describe(), f"dry run: {grid.describe()}; {covered} plots lie on a chosen item and would be read "
+            f"(those with >= {min_valid:g} valid imagery classified)"], covered
 
 
 def head_sizes(sel: StacSelection, timeout: float = 20.0) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from landuse import defaults
 from landuse.errors import WorkflowError
 
 
@@ -31,7 +32,7 @@ class _Strict(BaseModel):
 class GridSpec(_Strict):
     """How the one plot grid of all periods is made."""
 
-    plot_size: float = Field(224.0, gt=0, description="plot side in metres")
+    plot_size: float = Field(defaults.PLOT_SIZE_M, gt=0, description="plot side in metres")
     crs: str | None = Field(None, description="projected CRS (default: the imagery's, else UTM of the centre)")
     aoi: str | None = Field(None, description="AOI polygon file: plots whose centre lies inside")
     aoi_where: str | None = Field(None, description="attribute filter on the AOI's features, e.g. GEOID = '06025'")
@@ -80,7 +81,7 @@ class PipelineSpec(_Strict):
     workers: int | None = Field(None, ge=1)
     chunk_plots: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1)
-    min_valid: float = Field(0.9, ge=0.0, le=1.0)
+    min_valid: float = Field(defaults.MIN_VALID, ge=0.0, le=1.0)
 
 
 class CustomVisionSpec(_Strict):
@@ -93,9 +94,9 @@ class CustomVisionSpec(_Strict):
 
 class ChangeSpec(_Strict):
     enabled: bool = True
-    min_confidence: float = Field(0.6, ge=0.0, le=1.0)
+    min_confidence: float = Field(defaults.MIN_CONFIDENCE, ge=0.0, le=1.0)
     smooth: bool = False
-    hotspot_block: int = Field(5, ge=1)
+    hotspot_block: int = Field(defaults.HOTSPOT_BLOCK, ge=1)
 
 
 class ReportSpec(_Strict):
@@ -119,7 +120,7 @@ class TrainSpec(_Strict):
 
 class EvaluateSpec(_Strict):
     dataset: str
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    threshold: float = Field(defaults.THRESHOLD, ge=0.0, le=1.0)
 
 
 class Workflow(_Strict):
@@ -276,7 +277,7 @@ def plan(wf: Workflow, base: Path) -> list[tuple[str, list[str]]]:
         period = p.date.isoformat() if isinstance(p.date, dt.date) else (str(p.date) if p.date else p.name)
         runs.append(run_dir)
         periods.append(period)
-        args = ["classify", *imagery[p.name], *_stac_args(base, p.stac), "--period", period, "--out", run_dir, "--grid", grid_file,
+        args = ["classify", *imagery[p.name], *stac_args(base, p.stac), "--period", period, "--out", run_dir, "--grid", grid_file,
                 "--min-valid", str(wf.pipeline.min_valid), "--scheduler", wf.pipeline.scheduler]
         if wf.backend == "onnx":
             args += ["--model", model]
@@ -313,7 +314,18 @@ def plan(wf: Workflow, base: Path) -> list[tuple[str, list[str]]]:
     return steps
 
 
-def _stac_args(base: Path, stac: StacSpec | None) -> list[str]:
+def stac_source(base: Path, stac: StacSpec | None) -> Any:
+    """The :class:`landuse.stac.StacSource` of a period's search (None without one); a catalog
+    file resolves against the workflow's folder."""
+    if stac is None:
+        return None
+    from landuse.stac import StacSource
+
+    url = stac.url if stac.url.startswith(("http://", "https://")) else resolve(base, stac.url)
+    return StacSource.of(url, stac.collections, stac.datetime, stac.query, stac.filter, stac.asset)
+
+
+def stac_args(base: Path, stac: StacSpec | None) -> list[str]:
     """``classify`` options of a period's STAC search (a catalog file resolves against the workflow)."""
     if stac is None:
         return []

@@ -344,6 +344,11 @@ def test_workflow_periods_from_stac(catalog, model, tmp_path):
         assert [i["id"] for i in man["imagery"]["stac"]["items"]] == [item]
         assert (plots(tmp_path / "out" / "runs" / name).status == "classified").sum() >= 25
     assert json.loads((tmp_path / "out" / "change" / "summary.json").read_text())["periods"] == ["2010-06-29", "2018-07-16"]
+    # the Python API runs the same workflow: every step reused (same items, same manifests)
+    import landuse
+
+    result = landuse.run(tmp_path / "wf.yaml")
+    assert [r.did_work for r in result.runs.values()] == [False, False]
     # both or neither of imagery / stac is refused with the key named
     wf["periods"][0]["imagery"] = ["x.tif"]
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(wf))

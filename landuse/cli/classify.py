@@ -135,13 +135,10 @@ def dry_run_text(
 
     lines: list[str] = []
     if stac is not None:
-        from landuse.stac import footprint_plan
+        from landuse.stac import StacSource, dry_run_lines
 
-        sel, grid = footprint_plan(stac, aoi=aoi, grid_file=grid_file, plot_size_m=plot_size)  # type: ignore[arg-type]
-        covered = (sel.plots or 0) - (sel.uncovered_plots or 0)
-        lines += [sel.describe(), f"dry run: {grid.describe()}; {covered} plots lie on a chosen item and would be read "
-                  f"(those with >= {min_valid:g} valid imagery classified)"]
-        plots = covered
+        assert isinstance(stac, StacSource)
+        lines, plots = dry_run_lines(stac, aoi=aoi, grid_file=grid_file, plot_size_m=plot_size, min_valid=min_valid)
     else:
         scene = Scene.open(imagery, bands=bands)
         grid, mask = plan_grid(scene, grid_file, aoi, plot_size)
