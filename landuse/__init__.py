@@ -49,6 +49,7 @@ _API: dict[str, str] = {
     "parity": "landuse.api",
     "predict": "landuse.api",
     "run": "landuse.api",
+    "search": "landuse.stac",
     # results
     "Run": "landuse.results",
     "RunSummary": "landuse.results",
@@ -65,6 +66,8 @@ _API: dict[str, str] = {
     "ReportResult": "landuse.report.webmap",
     "ReviewResult": "landuse.training.review",
     "PlotGrid": "landuse.grid",
+    "StacSource": "landuse.stac",
+    "StacSelection": "landuse.stac",
     # options (defaults defined once, in landuse.defaults)
     "ClassifyOptions": "landuse.api",
     "CustomVisionOptions": "landuse.api",

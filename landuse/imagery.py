@@ -169,6 +169,7 @@ def configure_remote_reads() -> None:
         return
     from rasterio.env import set_gdal_config
 
+    redact_gdal_logs()
     for key, value in wanted.items():
         set_gdal_config(key, value)
     _local.remote = (os.getpid(), wanted)
@@ -183,6 +184,28 @@ def _env_number(name: str, default: float) -> float:
 
 def remote_read_attempts() -> int:
     return max(1, int(_env_number("LANDUSE_REMOTE_READ_ATTEMPTS", REMOTE_READ_ATTEMPTS)))
+
+
+class _RedactFilter(logging.Filter):
+    """Removes URL signatures from log records (GDAL's messages name the URLs they read)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "http" in str(record.msg) or any("http" in str(a) for a in (record.args or ())):
+            record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+_REDACT = _RedactFilter()
+# the loggers GDAL's error handler and rasterio's open / read paths write to
+_GDAL_LOGGERS = ("rasterio", "rasterio._env", "rasterio._err", "rasterio._base", "rasterio._io", "rasterio.env")
+
+
+def redact_gdal_logs() -> None:
+    """Attach the signature-removing filter to rasterio's loggers (idempotent)."""
+    for name in _GDAL_LOGGERS:
+        lg = logging.getLogger(name)
+        if _REDACT not in lg.filters:
+            lg.addFilter(_REDACT)
 
 
 def retry_remote(path: str, fn: Callable[[], Any], what: str = "reading") -> Any:

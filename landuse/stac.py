@@ -729,6 +729,32 @@ def footprint_plan(
     return sel, grid
 
 
+def search(
+    stac: StacSource | str,
+    *,
+    collections: Sequence[str] | str | None = None,
+    datetime: str | int | None = None,
+    query: dict[str, Any] | str | None = None,
+    filter: dict[str, Any] | str | None = None,
+    asset: str | None = None,
+    aoi: str | Path | None = None,
+    aoi_where: str | None = None,
+    grid: str | Path | None = None,
+    plot_size_m: float = 224.0,
+    sizes: bool = True,
+) -> StacSelection:
+    """The items a period would read over ``aoi`` (or ``grid``'s footprint), newest first, with
+    the plots they cover and their sizes (``sizes``: HTTP HEAD where the catalog gives none).
+    Reads no pixel. ``stac`` is a :class:`StacSource` or its URL (then the other search fields)."""
+    from landuse.grid import aoi_of
+
+    source = stac if isinstance(stac, StacSource) else StacSource.of(stac, collections, datetime, query, filter, asset)
+    sel, _grid = footprint_plan(source, aoi=aoi_of(aoi, aoi_where), grid_file=grid, plot_size_m=plot_size_m)
+    if sizes:
+        head_sizes(sel)
+    return sel
+
+
 def dry_run_lines(
     source: StacSource,
     *,

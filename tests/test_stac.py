@@ -259,7 +259,8 @@ def test_static_item_collection_file_and_aoi_where(catalog, model, tmp_path, cap
         crs="EPSG:26914",
     )
     counties.to_file(tmp_path / "counties.gpkg", driver="GPKG")
-    assert run_cli("classify", "--stac", tmp_path / "items.json", "--collection", "naip", "--datetime", "2018-07",
+    assert run_cli("classify", "--stac", tmp_path / "items.json", "--collection", "naip", "--datetime", "2010/2018-07",
+                   "--stac-query", '{"naip:state": {"eq": "nd"}, "gsd": {"lte": 1}}', "--stac-filter", "id = 'nd_2018'",
                    "--period", "2018", "--out", tmp_path / "run", "--model", model, "--aoi", tmp_path / "counties.gpkg",
                    "--aoi-where", "GEOID = '38093'", "--scheduler", "synchronous") == 0
     df = plots(tmp_path / "run")
@@ -271,6 +272,10 @@ def test_static_item_collection_file_and_aoi_where(catalog, model, tmp_path, cap
     assert run_cli("search", "--stac", tmp_path / "items.json", "--datetime", "2018", "--aoi", tmp_path / "counties.gpkg",
                    "--aoi-where", "GEOID = '99999'") == 1
     assert "no feature of" in capsys.readouterr().err
+    # the query extension, evaluated on a static catalog: a state no item has finds nothing
+    assert run_cli("search", "--stac", tmp_path / "items.json", "--datetime", "2010/2018", "--aoi", tmp_path / "counties.gpkg",
+                   "--aoi-where", "GEOID = '38093'", "--stac-query", '{"naip:state": {"eq": "ca"}}', "--no-sizes") == 0
+    assert "0 item(s) found, 0 chosen" in capsys.readouterr().out
 
 
 def test_signatures_never_recorded_and_signing_only_for_planetary_computer_hosts():
@@ -353,3 +358,22 @@ def test_workflow_periods_from_stac(catalog, model, tmp_path):
     wf["periods"][0]["imagery"] = ["x.tif"]
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(wf))
     assert run_cli("run", tmp_path / "bad.yaml") == 1
+
+
+def test_gdal_log_records_lose_their_signatures(caplog):
+    import logging
+
+    from landuse.imagery import redact_gdal_logs
+
+    redact_gdal_logs()
+    with caplog.at_level(logging.DEBUG, logger="rasterio._env"):
+        logging.getLogger("rasterio._env").warning("HTTP error on %s", "https://a.blob.core.windows.net/x.tif?sv=1&sig=SECRET")
+    assert "SECRET" not in caplog.text and "https://a.blob.core.windows.net/x.tif" in caplog.text
+
+
+def test_search_is_a_library_function(catalog, tmp_path):
+    import landuse
+
+    sel = landuse.search(catalog["api"], collections="naip", datetime=2018, aoi=nd_aoi(tmp_path), sizes=False)
+    assert isinstance(sel, landuse.StacSelection)
+    assert [i.id for i in sel.items] == ["nd_2018"] and sel.uncovered_plots == 0 and sel.plots == 30

@@ -57,17 +57,14 @@ def command(stac_url: str | None, collections: tuple[str, ...], stac_datetime: s
     """List the STAC items a period would read over --aoi (or --grid): newest acquisition first,
     the AOI's plots they cover and the bytes to read. Reads no pixel."""
     from landuse.errors import OutputExistsError
-    from landuse.grid import aoi_of
-    from landuse.stac import footprint_plan, head_sizes
+    from landuse.stac import search
 
     source = stac_source(stac_url, collections, stac_datetime, stac_query, stac_filter, asset)
     if source is None:
         raise click.UsageError("give --stac URL (a STAC API or a catalog file)")
     if geojson_out is not None and geojson_out.exists() and not overwrite:
         raise OutputExistsError(f"{geojson_out} exists; pass --overwrite to replace it")
-    sel, _grid = footprint_plan(source, aoi=aoi_of(aoi, aoi_where), grid_file=grid_file, plot_size_m=plot_size)
-    if sizes:
-        head_sizes(sel)
+    sel = search(source, aoi=aoi, aoi_where=aoi_where, grid=grid_file, plot_size_m=plot_size, sizes=sizes)
     click.echo(sel.describe())
     if geojson_out is not None:
         from landuse.store import atomic_write_bytes
