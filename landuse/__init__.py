@@ -15,8 +15,8 @@ Every job is one function (``grid``, ``tile``, ``classify``, ``change``, ``repor
 (``Run``, ``Change``, ``Evaluation``, ``TrainedModel``, ``ParityReport`` ...). Nothing heavy is
 imported until a function is called.
 
-Four job names are also names of modules of the package (``landuse.grid``, ``landuse.classify``,
-``landuse.change``, ``landuse.report``). Those modules are made callable: ``landuse.change(...)``
+Five job names are also names of modules of the package (``landuse.grid``, ``landuse.classify``,
+``landuse.change``, ``landuse.report``, ``landuse.label``). Those modules are made callable: ``landuse.change(...)``
 runs the job, ``from landuse.change import compare`` still imports from the module. The plain
 functions live in :mod:`landuse.api`.
 """
@@ -49,6 +49,7 @@ _API: dict[str, str] = {
     "parity": "landuse.api",
     "predict": "landuse.api",
     "run": "landuse.api",
+    "label": "landuse.label",
     "search": "landuse.stac",
     # results
     "Run": "landuse.results",
@@ -65,6 +66,7 @@ _API: dict[str, str] = {
     "TileResult": "landuse.tiler",
     "ReportResult": "landuse.report.webmap",
     "ReviewResult": "landuse.training.review",
+    "LabelResult": "landuse.label",
     "PlotGrid": "landuse.grid",
     "StacSource": "landuse.stac",
     "StacSelection": "landuse.stac",
@@ -78,7 +80,7 @@ _API: dict[str, str] = {
 }
 
 # jobs whose name is also a module of the package: that module is made callable
-_CALLABLE_MODULES = ("grid", "classify", "change", "report")
+_CALLABLE_MODULES = ("grid", "classify", "change", "report", "label")
 
 __all__ = ["LanduseError", "__version__", *_API]
 
@@ -147,6 +149,7 @@ if TYPE_CHECKING:  # what type checkers see: the functions and types themselves
     )
     from landuse.api.workflows import WorkflowResult, run  # noqa: F401
     from landuse.grid import PlotGrid  # noqa: F401
+    from landuse.label import LabelResult, label  # noqa: F401
     from landuse.report.webmap import ReportResult  # noqa: F401
     from landuse.results import (  # noqa: F401
         Change,

@@ -227,9 +227,15 @@ def test_blind_two_periods_side_by_side(runs, browser, tmp_path):
 
 @pytest.mark.browser
 def test_written_page_exports_labels_file(runs, browser, tmp_path):
+    import landuse
+
+    res = landuse.label(runs["2016"], tmp_path / "ds", n=4, html=tmp_path / "page.html")  # the API job
     session = LabelSession.open(runs["2016"], tmp_path / "ds", n=4)
-    page = write_label_html(session, tmp_path / "page.html")
-    assert not (tmp_path / "ds").exists()  # nothing written before a label is given
+    assert res.session_id == session.session_id and res.total == 4 and res.remaining == 4
+    page = res.html
+    assert page is not None and not (tmp_path / "ds").exists()  # nothing written before a label is given
+    with pytest.raises(Exception, match="exists"):
+        write_label_html(session, page)
     text = page.read_text()
     assert "<script src" not in text and "http://" not in text.split("<script>window.LABEL_CONFIG")[0]
     state = _open(browser, page.as_uri())
@@ -254,3 +260,24 @@ def test_written_page_exports_labels_file(runs, browser, tmp_path):
     index = _index(tmp_path / "ds")
     assert list(index) == [session.items[0].key] and index[session.items[0].key]["label"] == session.tags[1]
     assert index[session.items[0].key]["labelled_at"] == doc["labels"][0]["labelled_at"]
+
+
+def test_a_change_sample_is_labelled_blind_in_both_periods(runs, tmp_path):
+    """`landuse label SAMPLE`: the sample's plots, shuffled, blind, both periods, into SAMPLE/labels,
+    in the index format `landuse assess estimate` reads."""
+    from landuse.assess.sample import design_sample, estimate_sample
+    from landuse.label import resolve_source
+
+    design = design_sample(runs["change"], tmp_path / "sample", n=8, min_per_stratum=1, seed=3)
+    src = resolve_source(design.path)
+    assert src.blind and src.dataset == design.path / "labels" and src.other_run == Path(design.runs[1])
+    assert sorted(src.plot_ids) == sorted(design.plot_ids)
+    session = LabelSession.open(src.run, src.dataset, other_run=src.other_run, plot_ids=src.plot_ids, blind=src.blind)
+    assert [it.plot_id for it in session.items[::2]] == src.plot_ids
+    assert all("guesses" not in session.describe_item(i) for i in range(len(session.items)))
+    truth = {f["properties"]["plot_id"]: f["properties"]
+             for f in json.loads((SAMPLES / "truth.geojson").read_text())["features"]}
+    for it in session.items:  # the truth plays the labeller
+        session.label(it.key, truth[it.plot_id][f"class_{it.period}"])
+    est = estimate_sample(design.path, write=False)
+    assert est.labelled == len(design.plot_ids) and not est.unlabelled

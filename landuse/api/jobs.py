@@ -335,6 +335,7 @@ def report(
         path_of(run_a), path_of(run_b), out, change_dir=None if change is None else path_of(change),
         basemap=opts.basemap, thumbnails=opts.thumbnails, imagery_a=opts.imagery_a, imagery_b=opts.imagery_b,
         overwrite=overwrite, thumb_px=opts.thumbnail_px, max_thumbnails=opts.max_thumbnails, progress=progress,
+        imagery=opts.imagery,
     )
 
 
@@ -508,7 +509,7 @@ def review(
     out: PathLike,
     *,
     n: int = 200,
-    strategy: Literal["least-confident", "changed"] = "least-confident",
+    strategy: Literal["least-confident", "changed", "unknown", "diverse", "mix"] = "least-confident",
     change: PathLike | Change | None = None,
     imagery: Sequence[PathLike] | None = None,
     chip_size: int = 256,

@@ -40,8 +40,9 @@ def _read_plot_ids(path: Path) -> list[str]:
 
 @click.command("label")
 @click.argument("run_dir", required=False, type=click.Path(path_type=Path))
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
-              help="Dataset folder the labels go to (DATASET/<tag>/*.png + labels.csv); reopening continues.")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder the labels go to (DATASET/<tag>/*.png + labels.csv); reopening continues. "
+                   "Default for a sample folder: SAMPLE/labels.")
 @click.option("--n", "n", type=int, default=40, show_default=True, help="How many plots to ask about.")
 @click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="mix", show_default=True,
               help="mix: unknown + changed + least confident + spread across classes and the county.")
@@ -51,7 +52,8 @@ def _read_plot_ids(path: Path) -> list[str]:
               help="A run of another period on the same grid: ask each plot in both, images side by side.")
 @click.option("--plots", "plots", type=click.Path(path_type=Path), default=None,
               help="Ask exactly these plots (plot ids one a line, or a CSV / GeoJSON with plot_id).")
-@click.option("--blind", is_flag=True, help="Hide the model's guess (reference labelling for an assessment).")
+@click.option("--blind/--no-blind", default=None,
+              help="Hide the model's guess (reference labelling; the default for a sample folder).")
 @click.option("--tag", "tags", multiple=True, help="A tag the model lacks (e.g. --tag Water); repeatable.")
 @click.option("--context", type=float, default=0.25, show_default=True,
               help="Imagery shown around the plot, as a share of the plot side on each side.")
@@ -65,12 +67,15 @@ def _read_plot_ids(path: Path) -> list[str]:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Serve config (TOML, `key = ...`) as for `landuse serve`.")
 @click.pass_context
-def command(ctx: click.Context, run_dir: Path | None, out: Path, n: int, strategy: str, change: Path | None,
-            other_run: Path | None, plots: Path | None, blind: bool, tags: tuple[str, ...], context: float,
+def command(ctx: click.Context, run_dir: Path | None, out: Path | None, n: int, strategy: str, change: Path | None,
+            other_run: Path | None, plots: Path | None, blind: bool | None, tags: tuple[str, ...], context: float,
             html: Path | None, import_file: Path | None, overwrite: bool, host: str, port: int,
             config_path: str | None) -> None:
     """Ask about the plots of RUN_DIR worth a person's look in a browser page; every answer is
     written at once into --out in the layout `landuse train` reads.
+
+    RUN_DIR may be a sample folder of `landuse assess design`: its plots are asked, blind, in a
+    shuffled order (both periods side by side for a change sample), into SAMPLE/labels.
 
     The key comes from $LANDUSE_SERVE_KEY or the serve config (as `landuse serve`), else a new one;
     open the printed address (the key travels in its #fragment)."""
@@ -80,6 +85,8 @@ def command(ctx: click.Context, run_dir: Path | None, out: Path, n: int, strateg
 
     quiet = bool((ctx.obj or {}).get("quiet"))
     if import_file is not None:
+        if out is None:
+            raise InputError("--import needs --out DATASET (the folder the labels go to)")
         res = import_labels(import_file, out)
         if not quiet:
             click.echo(f"imported {res.added} labels ({res.skipped} skipped) into {res.dataset}/: {res.result.describe()}")
@@ -99,6 +106,6 @@ def command(ctx: click.Context, run_dir: Path | None, out: Path, n: int, strateg
     if not quiet:
         if res.html is not None:
             click.echo(f"wrote {res.html} ({res.total} questions); label in any browser, Export labels, then: "
-                       f"landuse label --import labels-{res.session_id}.json --out {out}")
+                       f"landuse label --import labels-{res.session_id}.json --out {res.dataset}")
         else:
             click.echo(res.describe())

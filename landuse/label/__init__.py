@@ -1,6 +1,6 @@
 """Label plots in a browser page: the plots worth asking about, their imagery, labels into a dataset.
 
-``label_page(run, dataset)`` chooses the plots (:mod:`landuse.label.selection`), opens a
+``landuse.label(run, dataset)`` (also ``label_page``) chooses the plots (:mod:`landuse.label.selection`), opens a
 :class:`LabelSession` (:mod:`landuse.label.session`: images, the dataset folder, resume) and
 either serves the page (:mod:`landuse.label.server`, FastAPI on 127.0.0.1) or writes it as one
 self-contained HTML file whose exported labels file :func:`import_labels` turns into the dataset.
@@ -29,8 +29,8 @@ from landuse.label.session import DEFAULT_CONTEXT, INDEX, INDEX_FIELDS, LabelIte
 
 __all__ = [
     "DEFAULT_CONTEXT", "INDEX", "INDEX_FIELDS", "STRATEGIES", "ImportResult", "LabelItem", "LabelResult", "LabelSession",
-    "Pick", "RunPlots", "Selection", "import_labels", "label_page", "read_run_plots", "select_plots", "serve_session",
-    "write_label_html",
+    "LabelSource", "Pick", "RunPlots", "Selection", "import_labels", "label", "label_page", "read_run_plots", "resolve_source",
+    "select_plots", "serve_session", "write_label_html",
 ]
 EXPORT_KIND = "landuse-labels"
 DEFAULT_PORT = 8765
@@ -114,16 +114,48 @@ def serve_session(session: LabelSession, host: str = "127.0.0.1", port: int = DE
     return server, f"http://{shown}:{server.port}/#key={key}"
 
 
-def label_page(
-    run: str | Path,
-    dataset: str | Path,
+@dataclass(frozen=True)
+class LabelSource:
+    """What to label, resolved from a run directory or an assessment sample folder."""
+
+    run: Path
+    other_run: Path | None
+    plot_ids: list[str] | None
+    blind: bool
+    dataset: Path | None  # the default dataset folder (a sample's ``labels/``)
+
+
+def resolve_source(path: str | Path, seed: int = 0) -> LabelSource:
+    """A run directory labels its own plots (the model's guess shown); a sample folder of
+    ``landuse assess design`` (``design.json`` + ``sample.csv``) labels exactly its plots, blind, in
+    a shuffled order (so strata do not show), both periods side by side for a change sample,
+    into ``SAMPLE/labels``."""
+    import random
+
+    path = Path(path)
+    if not (path / "design.json").exists():
+        return LabelSource(path, None, None, False, None)
+    from landuse.assess.sample import SampleDesign
+
+    design = SampleDesign.open(path)
+    if not design.runs:
+        raise InputError(f"{path / 'design.json'} names no run; draw the sample again from a run or a change folder")
+    ids = list(design.plot_ids)
+    random.Random(f"{design.seed}:{seed}").shuffle(ids)
+    runs = [Path(r) for r in design.runs]
+    return LabelSource(runs[0], runs[-1] if design.kind == "change" and len(runs) > 1 else None, ids, True, path / "labels")
+
+
+def label(
+    run: str | Path | Any,
+    dataset: str | Path | None = None,
     *,
     other_run: str | Path | None = None,
-    change: str | Path | None = None,
+    change: str | Path | Any | None = None,
     plot_ids: Sequence[str] | None = None,
     n: int = 40,
     strategy: str = "mix",
-    blind: bool = False,
+    blind: bool | None = None,
     extra_tags: Sequence[str] = (),
     context: float = DEFAULT_CONTEXT,
     chip_size: int | None = None,
@@ -139,13 +171,23 @@ def label_page(
     """Label plots of ``run`` into ``dataset``: serve the page (until interrupted; ``on_ready`` gets
     its url), or with ``html`` write it as one file.
 
+    ``run`` is a run directory (or a :class:`~landuse.results.Run`), or a sample folder of ``landuse assess design`` (see
+    :func:`resolve_source`: its plots, blind, into ``SAMPLE/labels`` unless ``dataset`` is given).
     ``other_run`` (a run of another period on the same grid) asks about each plot in both periods
     with the two images side by side; ``change`` (a ``landuse change`` output) feeds the
     ``changed`` strategy; ``plot_ids`` replaces the strategy with a list; ``blind`` hides the
     model's guess (reference labelling for an accuracy assessment)."""
-    session = LabelSession.open(run, dataset, other_run=other_run, change_dir=change, plot_ids=plot_ids, n=n,
-                                strategy=strategy, blind=blind, extra_tags=extra_tags, context=context,
-                                chip_size=chip_size)
+    run = getattr(run, "path", run)  # a Run / Change result stands for its folder
+    change = getattr(change, "path", change)
+    other_run = getattr(other_run, "path", other_run)
+    src = resolve_source(run)
+    dataset = dataset if dataset is not None else src.dataset
+    if dataset is None:
+        raise InputError(f"give the dataset folder the labels of {run} go to (--out DATASET)")
+    session = LabelSession.open(src.run, dataset, other_run=other_run if other_run is not None else src.other_run,
+                                change_dir=change, plot_ids=plot_ids if plot_ids is not None else src.plot_ids, n=n,
+                                strategy=strategy, blind=src.blind if blind is None else blind,
+                                extra_tags=extra_tags, context=context, chip_size=chip_size)
     if html is not None:
         return result_of(session, html=write_label_html(session, html, overwrite=overwrite))
     server, url = serve_session(session, host=host, port=port, key=key, config_path=config_path)
@@ -161,6 +203,9 @@ def label_page(
     finally:
         server.stop()
     return result_of(session, url=url)
+
+
+label_page = label  # the name the contract used before the API existed
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ looked at). :func:`select_plots` then picks ``n`` of them by a strategy:
 * ``least-confident`` - the lowest winning probability first (then the smallest margin);
 * ``unknown`` - plots the model flagged out-of-class (status ``unknown``), highest
   ``unknown_score`` first; runs of models without the flag have none;
-* ``changed`` - the changed (then uncertain) plots of a ``landuse change`` output, least
-  confident change first;
+* ``changed`` - the changed and uncertain plots of a ``landuse change`` output, least
+  confident change (the lower of the two periods' winning probabilities) first;
 * ``diverse`` - a spread across predicted classes (every class gets an equal share while it has
   plots) and across the county (farthest-point sampling on plot position and probability vector);
 * ``mix`` (default) - about 20 % unknown, 20 % changed (with a change), 30 % least confident and
@@ -53,6 +53,7 @@ class RunPlots:
     probs: np.ndarray  # float32 (m, n_tags)
     unknown_score: np.ndarray  # float32 (m,), NaN where the run has none
     has_unknown_score: bool
+    valid: np.ndarray  # float32 (m,): valid fraction of the plot's imagery
 
     @property
     def confidence(self) -> np.ndarray:
@@ -88,10 +89,10 @@ def read_run_plots(run_dir: str | Path) -> RunPlots:
     try:
         names = set(pq.read_schema(path).names)
         prob_cols = [f"prob_{t}" for t in meta.labels]
-        missing = [c for c in ("row", "col", "status", *prob_cols) if c not in names]
+        missing = [c for c in ("row", "col", "status", "valid_fraction", *prob_cols) if c not in names]
         if missing:
             raise RunStoreError(f"{path} lacks the columns {', '.join(missing)}; rerun the classification with --overwrite")
-        cols = ["row", "col", "status", *prob_cols, *[c for c in ("label", "unknown_score") if c in names]]
+        cols = ["row", "col", "status", "valid_fraction", *prob_cols, *[c for c in ("label", "unknown_score") if c in names]]
         table = pq.read_table(path, columns=cols)
     except RunStoreError:
         raise
@@ -121,6 +122,7 @@ def read_run_plots(run_dir: str | Path) -> RunPlots:
         rows=table.column("row").to_numpy().astype(np.int64)[keep], cols=table.column("col").to_numpy().astype(np.int64)[keep],
         status=status, predicted=predicted, probs=probs, unknown_score=score[keep],
         has_unknown_score="unknown_score" in names,
+        valid=table.column("valid_fraction").fill_null(0.0).to_numpy().astype(np.float32)[keep],
     )
 
 
@@ -177,7 +179,7 @@ def flagged_unknown(plots: RunPlots, exclude: set[int] | None = None) -> list[in
 
 def read_change_plots(change_dir: str | Path, grid: PlotGrid) -> list[tuple[int, int, str, float]]:
     """(row, col, status, confidence) of the changed and uncertain plots of a change output,
-    changed first, least confident first."""
+    least confident first (confidence: the lower of the two periods' winning probabilities)."""
     change_dir = Path(change_dir)
     path = change_dir / "change.geojson"
     try:
@@ -194,12 +196,12 @@ def read_change_plots(change_dir: str | Path, grid: PlotGrid) -> list[tuple[int,
         p = f["properties"]
         r, c = grid.parse_plot_id(p["plot_id"])  # GridError when the change is of another grid
         recs.append((r, c, str(p.get("status", "changed")), float(min(p["prob_from"], p["prob_to"]))))
-    recs.sort(key=lambda t: (t[2] != "changed", t[3], t[0], t[1]))
+    recs.sort(key=lambda t: (t[3], t[0], t[1]))
     return recs
 
 
 def changed(plots: RunPlots, change_dir: str | Path, exclude: set[int] | None = None) -> list[int]:
-    """Table positions of the change output's changed then uncertain plots (answered in this run)."""
+    """Table positions of the change output's changed and uncertain plots answered in this run."""
     out = []
     for r, c, _, _ in read_change_plots(change_dir, plots.grid):
         i = plots.index_of(r, c)

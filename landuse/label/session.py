@@ -42,15 +42,17 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-._" else "-" for ch in str(text)) or "period"
 
 
-def run_scene(plots: RunPlots) -> Any:
-    """The run's imagery (the files, bands and stretch its manifest records) as a Scene."""
+def run_scene(plots: RunPlots, imagery: Sequence[str] | None = None,
+              hint: str = "put the files back where the run read them") -> Any:
+    """The run's imagery (the files, bands and stretch its manifest records, or ``imagery``) as a Scene."""
     from landuse.imagery import Scene
 
-    inputs = [str(i["path"]) for i in plots.manifest.get("inputs") or [] if isinstance(i, dict) and "path" in i]
+    inputs = list(imagery or []) or [
+        str(i["path"]) for i in plots.manifest.get("inputs") or [] if isinstance(i, dict) and "path" in i]
     missing = [p for p in inputs if "://" not in p and not Path(p).exists()]
     if not inputs or missing:
         what = "not recorded" if not inputs else f"missing: {missing[0]}"
-        raise InputError(f"the imagery of run {plots.path} is {what}; put the files back where the run read them")
+        raise InputError(f"the imagery of run {plots.path} is {what}; {hint}")
     imagery = plots.manifest.get("imagery") or {}
     return Scene.open(inputs, bands=imagery.get("bands_requested"), stretch=imagery.get("stretch"))
 
