@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"raster": {"path": str(cog.relative_to(ROOT)), "size_px": args.size, "bytes": cog.stat().st_size,
                                 "plots": grid.size}, "cpu_flags": cpu_flags(),
                      "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-                     "gdal_remote_settings": remote_gdal_settings()}
+                     "gdal_remote_settings": remote_gdal_settings(), "load_average_start": list(os.getloadavg())}
     with RangeServer(cog.parent) as http, tempfile.TemporaryDirectory() as tmp:
         url = f"{http.url}/{cog.name}"
         for name, src in (("disk", str(cog)), ("http", url)):
@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"http / disk: read {results['ratios']['read_http_over_disk']:.2f}, "
           f"pipeline {results['ratios']['pipeline_http_over_disk']:.2f}; "
           f"{results['http']['range_requests']} range requests; cpu flags {results['cpu_flags']}")
+    results["load_average_end"] = list(os.getloadavg())
+    print(f"load average (1, 5, 15 min) at the start {results['load_average_start']}, at the end {results['load_average_end']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench_stac_http.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -31,8 +31,8 @@ class RangeServer:
     Its own process, because GDAL holds the GIL while it opens a dataset: a server thread in the
     reading process could not answer. Fault injection and counters live in shared memory:
     ``fault_every`` (every n-th range request fails, cycling through 503 / 429 / drop),
-    ``fail_name`` (every request for that file name fails with 503) and ``fail_when`` (... but only
-    once that folder holds a ``*.parquet`` file, i.e. after the first chunk of a run is written)."""
+    ``fail(name, from_byte)`` (every range request for that file starting at or after
+    ``from_byte`` fails with 503: past a COG's header, its pixels)."""
 
     def __init__(self, root: Path) -> None:
         import multiprocessing as mp
@@ -41,11 +41,11 @@ class RangeServer:
         self.root = Path(root)
         self._fault_every = ctx.Value("i", 0)
         self._fail_name = ctx.Array("c", 512)
-        self._fail_when = ctx.Array("c", 1024)
+        self._fail_from = ctx.Value("q", 0)
         self._counts = ctx.Array("q", 3)  # requests, range requests, faults
         self._port = ctx.Value("i", 0)
         self._proc = ctx.Process(target=_serve, args=(str(self.root), self._fault_every, self._fail_name,
-                                                       self._fail_when, self._counts, self._port), daemon=True)
+                                                       self._fail_from, self._counts, self._port), daemon=True)
         self.url = ""
 
     def __enter__(self) -> RangeServer:
@@ -70,10 +70,10 @@ class RangeServer:
     def fault_every(self, n: int) -> None:
         self._fault_every.value = int(n)
 
-    def fail(self, name: str | None, when: Path | None = None) -> None:
-        """Fail every request for file ``name`` (None: stop failing), from when ``when`` holds a part."""
+    def fail(self, name: str | None, from_byte: int = 0) -> None:
+        """Fail every range request for file ``name`` from byte ``from_byte`` on (None: stop failing)."""
+        self._fail_from.value = int(from_byte)
         self._fail_name.value = (name or "").encode()
-        self._fail_when.value = str(when or "").encode()
 
     def range_requests(self) -> int:
         return int(self._counts[1])
@@ -83,7 +83,7 @@ class RangeServer:
         return int(self._counts[2])
 
 
-def _serve(root: str, fault_every: Any, fail_name: Any, fail_when: Any, counts: Any, port: Any) -> None:
+def _serve(root: str, fault_every: Any, fail_name: Any, fail_from: Any, counts: Any, port: Any) -> None:
     """The range server process: rangehttpserver's handler with fault injection."""
     from RangeHTTPServer import RangeRequestHandler
 
@@ -107,8 +107,8 @@ def _serve(root: str, fault_every: Any, fail_name: Any, fail_when: Any, counts: 
                     counts[1] += 1
                 n = counts[1]
                 failing = fail_name.value.decode()
-                when = fail_when.value.decode()
-                if failing and name == failing and (not when or any(Path(when).glob("*.parquet"))):
+                start = int(rng.split("=", 1)[1].split("-", 1)[0]) if rng and "=" in rng else 0
+                if failing and name == failing and start >= fail_from.value:
                     counts[2] += 1
                     return "503"
                 every = fault_every.value
