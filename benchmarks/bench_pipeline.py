@@ -181,13 +181,33 @@ def mosaic_vrt(path: Path, source: Path, copies: int) -> Path:
     return path
 
 
-def mean_colour_model(folder: Path) -> Path:
-    """The tests' mean-colour export (ReduceMean + MatMul + Softmax): a model that costs ~nothing."""
-    if not (folder / "model.onnx").exists():
-        sys.path.insert(0, str(ROOT / "tests"))
-        from pipeline_fakes import mean_colour_export
+def mean_colour_model(folder: Path, size: int = PLOT) -> Path:
+    """A Custom Vision-style export whose graph is a mean colour + MatMul + Softmax at
+    ``size`` x ``size`` input: costs ~nothing, so a run over 10 GB of imagery measures the
+    pipeline's memory, not the model's speed."""
+    import onnx
+    from onnx import TensorProto, helper
 
-        mean_colour_export(folder)
+    if (folder / "model.onnx").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    w = np.eye(3, dtype=np.float32) * 8.0
+    nodes = [
+        helper.make_node("ReduceMean", ["data"], ["means"], axes=[2, 3], keepdims=0),
+        helper.make_node("MatMul", ["means", "W"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["model_output"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "meancolour",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("model_output", TensorProto.FLOAT, ["N", 3])],
+        initializer=[helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel().tolist())],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    for k, v in {"Image.BitmapPixelFormat": "Rgb8", "Image.NominalPixelRange": "Normalized_0_1"}.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, folder / "model.onnx")
+    (folder / "labels.txt").write_text("red\ngreen\nblue\n")
     return folder
 
 
@@ -351,8 +371,10 @@ def run_cli(raster: Path, out: Path, extra: list[str] | None = None, model: str 
 
 
 def micro_profile(raster: Path, model: str, plots: int = 800) -> dict:
-    """Per plot (ms, one thread): GDAL read of the strips (decode), Scene.read_region (read +
-    merge), Scene.read_chunk (+ slicing into plots); batch assembly, preprocessing, session.run."""
+    """Per plot (ms of CPU of one thread, ``time.thread_time``: steadier than wall on a shared
+    machine): GDAL read of the strips (decode), Scene.read_region (read + merge),
+    Scene.read_chunk (+ slicing into plots), the same ground read through the warp path (grid in
+    the next UTM zone); batch assembly, preprocessing, session.run."""
     import rasterio
     from rasterio.windows import Window
 
@@ -369,43 +391,56 @@ def micro_profile(raster: Path, model: str, plots: int = 800) -> dict:
     out: dict = {"plots": n, "load_before": load()}
     os.environ.setdefault("GDAL_CACHEMAX", "256")
     with rasterio.open(raster) as ds:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         for ch in strips:
             ds.read([1, 2, 3], window=Window(ch.col_off * PLOT, ch.row_off * PLOT, ch.width * PLOT, PLOT))
-        out["gdal_read_ms"] = (time.perf_counter() - t0) / n * 1e3
+        out["gdal_read_ms"] = (time.thread_time() - t0) / n * 1e3
     from landuse.imagery import close_datasets
 
     close_datasets()
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     for ch in strips:
         scene.read_region(grid, ch)
-    out["read_region_ms"] = (time.perf_counter() - t0) / n * 1e3
+    out["read_region_ms"] = (time.thread_time() - t0) / n * 1e3
     close_datasets()
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     pix = None
     for ch in strips:
         pix, _ = scene.read_chunk(grid, ch)
-    out["read_chunk_ms"] = (time.perf_counter() - t0) / n * 1e3
+    out["read_chunk_ms"] = (time.thread_time() - t0) / n * 1e3
+    # the warp path's read of the same ground: the grid in the next UTM zone (every plot resampled)
+    wgrid = PlotGrid.from_rasters([raster], crs="EPSG:32613")
+    cov = scene.coverage(wgrid)
+    r_mid = wgrid.height // 2
+    inside = np.flatnonzero(cov[r_mid] >= 1.0)
+    wstrips = [Chunk(r, int(inside[0]) + k, 1, 32) for r in range(r_mid - rows // 2, r_mid + rows - rows // 2)
+               for k in range(0, min(width, inside.size - 32), 32)]
+    close_datasets()
+    t0 = time.thread_time()
+    for ch in wstrips:
+        scene.read_chunk(wgrid, ch)
+    wn = sum(ch.size for ch in wstrips)
+    out["warp_read_chunk_ms"] = (time.thread_time() - t0) / max(wn, 1) * 1e3
     clf = load_classifier(model, threads=1, batch_size=8)
     assert pix is not None
     idx = np.arange(pix.shape[0])
     t_asm = t_pred = 0.0
     k = 0
     for b in range(0, pix.shape[0] - 7, 8):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         batch = np.ascontiguousarray(pix[idx[b : b + 8]])
-        t1 = time.perf_counter()
+        t1 = time.thread_time()
         clf.predict(batch)
-        t2 = time.perf_counter()
+        t2 = time.thread_time()
         t_asm, t_pred, k = t_asm + t1 - t0, t_pred + t2 - t1, k + 8
     sess = _session(model, 1)
     name = sess.get_inputs()[0].name
     x = np.random.default_rng(1).random((8, 3, *clf.input_size), dtype=np.float32)
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     reps = max(1, k // 8)
     for _ in range(reps):
         sess.run(None, {name: x})
-    run_ms = (time.perf_counter() - t0) / (reps * 8) * 1e3
+    run_ms = (time.thread_time() - t0) / (reps * 8) * 1e3
     out.update({
         "batch_assembly_ms": t_asm / k * 1e3,
         "predict_ms": t_pred / k * 1e3,
@@ -415,6 +450,7 @@ def micro_profile(raster: Path, model: str, plots: int = 800) -> dict:
     out["merge_ms"] = out["read_region_ms"] - out["gdal_read_ms"]
     out["slice_into_plots_ms"] = out["read_chunk_ms"] - out["read_region_ms"]
     out["preprocess_ms"] = out["predict_ms"] - run_ms
+    out["resample_warp_ms"] = out["warp_read_chunk_ms"] - out["read_chunk_ms"]
     out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
     out["load_after"] = load()
     return out
@@ -453,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-schedulers", default="", help="also run (b) at 10,000 plots with these --scheduler values")
     ap.add_argument("--skip-warp", action="store_true")
     ap.add_argument("--before-src", type=Path, help="also run (b) at 10,000 plots with the package in this folder "
-                    "(e.g. `git archive <commit> | tar -x -C DIR`): the figures before the changes")
+                    "(`git archive C | tar -x -C DIR; echo C > DIR/.commit`): the figures before the changes")
     ap.add_argument("--before-schedulers", default="local,threads", help="--scheduler values of the --before-src runs")
     ap.add_argument("--rss", action="store_true", help="peak RSS on ~1 GB and ~10 GB of imagery (mean-colour model)")
     ap.add_argument("--a-seconds", type=float, default=2.0)
@@ -499,7 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         result["b_schedulers"][sched] = r
         print(f"(b) --scheduler {sched}, 10,000 plots: {r['classified_per_s']} plots/s, wall {r['wall_s']} s", flush=True)
     if args.before_src:
-        result["b_before"] = {"src_commit": args.before_src.name}
+        marker = args.before_src / ".commit"  # written by whoever exported the tree
+        result["b_before"] = {"src_commit": marker.read_text().strip() if marker.exists() else args.before_src.name}
         for sched in [s for s in args.before_schedulers.split(",") if s]:
             r = run_cli(rasters[10000], work / f"run-10000-before-{sched}", ["--scheduler", sched], src=args.before_src.resolve())
             result["b_before"][sched] = r
@@ -531,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     result["a_best_plots_per_s"] = a
 
     if args.rss:
-        tiny = str(mean_colour_model(work / "meancolour-model"))
+        tiny = str(mean_colour_model(work / "meancolour224-model"))
         big = mosaic_vrt(work / "county_4x_30000.vrt", derive_raster(work / "county_150x200.tif", rasters[10000], *SHAPES[30000]), 4)
         gb_small = rasters[10000].stat().st_size / 1e9
         gb_big = 4 * (work / "county_150x200.tif").stat().st_size / 1e9

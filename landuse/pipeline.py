@@ -1,12 +1,14 @@
 """The batch pipeline: plot chunks -> (read + classify) tasks -> run store -> outputs.
 
-The grid is split into chunks of contiguous plots (:meth:`PlotGrid.chunks_of`). One task per
-chunk opens the scene and the model itself (both cached per worker thread, so once per worker
-process on a distributed cluster), reads the chunk strip by strip (``Scene.read_chunk``), applies
-the ``min_valid`` policy, classifies in batches and returns the chunk's columns; the client writes
-each chunk's Parquet part atomically as soon as it arrives, so a killed run resumes where it
+The grid is split into chunks of contiguous plots (:meth:`PlotGrid.chunks_of`). On a Dask
+cluster one task per chunk opens the scene and the model itself (both cached per worker, so once
+per worker process), reads the chunk block by block (:func:`segments`, ``Scene.read_chunk``),
+applies the ``min_valid`` policy, classifies in batches and returns the chunk's columns. In
+process (``threads``) the same blocks are read by reader threads and classified batch by batch by
+one inference thread per core (:class:`InProcessStream`). Either way the client writes each
+chunk's Parquet part atomically as soon as it is complete, so a killed run resumes where it
 stopped and a remote cluster's workers need not see the run directory (only the imagery and the
-model).
+model). Seconds per phase go to ``summary.json`` (``timings.phases``).
 
 Plot status (``status`` / ``reason`` columns):
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -51,11 +54,11 @@ DEFAULT_CHUNK_PLOTS = defaults.CHUNK_PLOTS
 DEFAULT_BATCH_SIZE = defaults.BATCH_SIZE
 DEFAULT_MIN_VALID = defaults.MIN_VALID
 DEFAULT_THRESHOLD = defaults.THRESHOLD
-# Most plots read at once inside a task (bounds a task's pixel memory: 128 x 150 KB = 19 MB).
-MAX_READ_PLOTS = 128
-# Plots a task of the in-process stream (threads scheduler): small, so that no thread idles at
-# the end of a run while another finishes a long chunk (32 plots: ~0.1 s of inference).
-STREAM_PLOTS = 32
+# Plots one read covers, in a near-square block of the chunk (the same blocks for every
+# scheduler, so results never depend on it): a warped read costs the bounding box of the block
+# in the source, which for a long strip on a grid rotated 4 deg (the next UTM zone) is 3x its
+# area, for a block ~1.2x; small enough that a task's pixels stay small (32 x 150 KB = 5 MB).
+READ_PLOTS = 32
 # In-process stream: one more reader thread when reading a plot takes longer than this share of
 # the time the inference threads take to classify it (per reader).
 READER_SHARE = 0.8
@@ -114,6 +117,12 @@ class ModelRef:
     def load(self) -> Any:
         factory = self.factory or load_classifier
         return factory(self.source, **dict(self.options))
+
+
+def worker_model_ref(model: ModelRef, batch_size: int) -> ModelRef:
+    """The model as a worker loads it: one onnxruntime intra-op thread, the run's batch size."""
+    opts = {**dict(model.options), "threads": 1, "batch_size": int(batch_size)}
+    return ModelRef(model.source, tuple(sorted(opts.items())), model.factory)
 
 
 def load_customvision(source: str | None = None, **options: Any) -> Any:
@@ -246,19 +255,24 @@ def new_columns(task: ChunkTask) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return columns, want
 
 
-def segments(want: np.ndarray, max_plots: int) -> list[tuple[int, int, int]]:
-    """The strips to read, ``(row, col0, col1)`` in chunk coordinates: per chunk row, from the
-    first to the last wanted plot, cut every ``max_plots`` plots; strips with nothing wanted dropped."""
+def segments(want: np.ndarray, max_plots: int) -> list[tuple[int, int, int, int]]:
+    """The blocks to read, ``(row0, row1, col0, col1)`` in chunk coordinates: bands of
+    ``isqrt(max_plots)`` rows (at most the chunk's), each from its first to its last wanted
+    column, cut every ``max_plots // rows`` columns; blocks with nothing wanted dropped."""
+    height = want.shape[0]
+    bh = max(1, min(height, math.isqrt(max_plots)))
+    bw = max(1, max_plots // bh)
     out = []
-    for r in range(want.shape[0]):
-        cols_wanted = np.flatnonzero(want[r])
+    for r0 in range(0, height, bh):
+        r1 = min(height, r0 + bh)
+        cols_wanted = np.flatnonzero(want[r0:r1].any(axis=0))
         if cols_wanted.size == 0:
             continue
         c0, c1 = int(cols_wanted[0]), int(cols_wanted[-1]) + 1
-        for s0 in range(c0, c1, max_plots):
-            s1 = min(c1, s0 + max_plots)
-            if want[r, s0:s1].any():
-                out.append((r, s0, s1))
+        for s0 in range(c0, c1, bw):
+            s1 = min(c1, s0 + bw)
+            if want[r0:r1, s0:s1].any():
+                out.append((r0, r1, s0, s1))
     return out
 
 
@@ -273,22 +287,22 @@ class ReadStrip:
 
 
 def read_segment(task: ChunkTask, columns: dict[str, np.ndarray], want: np.ndarray,
-                 segment: tuple[int, int, int], stats: ChunkResult) -> ReadStrip:
-    """Read one strip ``(row, col0, col1)`` of a chunk and gate it by ``min_valid``: valid
-    fraction, ``partial`` / no-valid-pixel statuses go into ``columns`` (the strip's positions only)."""
+                 segment: tuple[int, int, int, int], stats: ChunkResult) -> ReadStrip:
+    """Read one block ``(row0, row1, col0, col1)`` of a chunk and gate it by ``min_valid``: valid
+    fraction, ``partial`` / no-valid-pixel statuses go into ``columns`` (the block's positions only)."""
     ch = task.chunk
-    r, s0, s1 = segment
-    seg = want[r, s0:s1]
+    r0, r1, s0, s1 = segment
+    seg = want[r0:r1, s0:s1].ravel()
     grid = _cached("grids", json.dumps(task.grid, sort_keys=True, default=str), lambda: PlotGrid.from_dict(task.grid))
     scene = cached_scene(task.scene)
-    sub = Chunk(ch.row_off + r, ch.col_off + s0, 1, s1 - s0)
+    sub = Chunk(ch.row_off + r0, ch.col_off + s0, r1 - r0, s1 - s0)
     t0 = time.perf_counter()
     pixels, frac = scene.read_chunk(grid, sub, pixels=task.pixels)
     stats.read_s += time.perf_counter() - t0
     stats.plots_read += sub.size
     valid, status, reason = columns["valid_fraction"], columns["status"], columns["reason"]
     frac = np.asarray(frac, dtype=np.float32)
-    idx = r * ch.width + np.arange(s0, s1)  # positions in the chunk, row-major
+    idx = (np.arange(r0, r1)[:, None] * ch.width + np.arange(s0, s1)[None, :]).ravel()  # chunk positions, row-major
     sel = idx[seg]
     f = frac[seg]
     valid[sel] = f
@@ -330,7 +344,7 @@ def batches_of(strip: ReadStrip, batch_size: int) -> list[np.ndarray]:
 
 
 def process_segment(task: ChunkTask, columns: dict[str, np.ndarray], want: np.ndarray,
-                    segment: tuple[int, int, int], stats: ChunkResult) -> None:
+                    segment: tuple[int, int, int, int], stats: ChunkResult) -> None:
     """Read one strip of a chunk, gate it, classify it in batches (into ``columns``)."""
     strip = read_segment(task, columns, want, segment, stats)
     for take in batches_of(strip, task.batch_size):
@@ -350,7 +364,7 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
     result = ChunkResult(task.chunk, {}, worker=f"{os.getpid()}/{threading.get_ident()}")
     if want.any():
         limit_gdal_cache()
-        for segment in segments(want, MAX_READ_PLOTS):
+        for segment in segments(want, READ_PLOTS):
             process_segment(task, columns, want, segment, result)
     result.columns = finish_columns(columns)
     result.task_s = time.perf_counter() - t_task
@@ -506,7 +520,7 @@ class _OpenChunk:
 
 
 class InProcessStream:
-    """The threads scheduler: reader threads read strips (:data:`STREAM_PLOTS` plots) in order and
+    """The threads scheduler: reader threads read blocks (:data:`READ_PLOTS` plots) in order and
     queue their batches; ``workers`` inference threads (one onnxruntime session of one thread
     each) classify batch by batch; results go straight into the chunk's columns.
 
@@ -540,10 +554,10 @@ class InProcessStream:
         self.readers_started = 0
         self.wait_for_pixels_s = 0.0
 
-    def _strips(self, tasks: Iterator[ChunkTask]) -> Iterator[tuple[_OpenChunk, tuple[int, int, int]]]:
+    def _strips(self, tasks: Iterator[ChunkTask]) -> Iterator[tuple[_OpenChunk, tuple[int, int, int, int]]]:
         for task in tasks:
             columns, want = new_columns(task)
-            segs = segments(want, STREAM_PLOTS)
+            segs = segments(want, READ_PLOTS)
             chunk = _OpenChunk(task, columns, want, len(segs), ChunkResult(task.chunk, {}))
             for seg in segs:
                 yield chunk, seg
@@ -628,7 +642,7 @@ class InProcessStream:
     def _more_readers(self) -> None:
         """Start another reader when reads do not keep up with the inference threads."""
         (rs, rn), (cs, cn) = self._read, self._infer
-        if rn < 2 * STREAM_PLOTS or cn < 2 * STREAM_PLOTS or self._readers >= self.max_readers:
+        if rn < 2 * READ_PLOTS or cn < 2 * READ_PLOTS or self._readers >= self.max_readers:
             return
         if rs / rn > READER_SHARE * (cs / cn) / self.workers * self._readers:
             self._add_reader()
@@ -816,12 +830,14 @@ def classify_scene(
     overwrite: bool = False,
     quiet: bool = False,
     clock: PhaseClock | None = None,
+    preloaded: _Background | None = None,
 ) -> RunResult:
     """Classify every plot of ``grid`` from ``scene`` into the run directory ``out``.
 
     Resumable: parts already in ``out`` for an equal manifest are kept; a different manifest
     raises :class:`RunStoreError` unless ``overwrite``. ``clock`` collects the seconds per
-    phase (``summary.json`` ``timings.phases``).
+    phase (``summary.json`` ``timings.phases``); ``preloaded``: the model of
+    ``worker_model_ref(model, batch_size)``, already loading on a thread.
     """
     t_start = time.perf_counter()
     clock = clock or PhaseClock()
@@ -841,9 +857,13 @@ def classify_scene(
 
     # the workers' model reference: one onnxruntime thread per worker, the run's batch size; the
     # session loaded here is handed to one worker thread of an in-process scheduler
-    mref = ModelRef(model.source, tuple(sorted({**dict(model.options), "threads": 1, "batch_size": batch_size}.items())), model.factory)
+    mref = worker_model_ref(model, batch_size)
     with clock("model_load_client"):
-        clf = mref.load()
+        if preloaded is not None:
+            clf = preloaded.result()
+            clock.add("model_load_background", preloaded.seconds)
+        else:
+            clf = mref.load()
     labels = [str(t) for t in clf.labels]
     pixels = int(clf.input_size[0])
     prov = dict(scene.provenance())
@@ -1150,24 +1170,10 @@ def classify_imagery(
     from landuse.imagery import Scene
 
     clock = PhaseClock()
-    if stac is not None:  # imagery from a STAC search (landuse.stac)
-        from landuse.stac import open_period
-
-        if sources:
-            raise InputError("give imagery files or a STAC source (--stac), not both")
-        with clock("open_imagery"):
-            scene, selection = open_period(stac, aoi=aoi, grid_file=grid_file, bands=bands, out=out,
-                                           overwrite=bool(options.get("overwrite")))
-        with clock("plan_grid"):
-            grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
-            selection.attach(scene, grid, mask)
-    else:
-        if not sources:
-            raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
-        with clock("open_imagery"):
-            scene = Scene.open(list(sources), bands=list(bands) if bands else None)
-        with clock("plan_grid"):
-            grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
+    if stac is None and not sources:
+        raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
+    if stac is not None and sources:
+        raise InputError("give imagery files or a STAC source (--stac), not both")
     if backend == "onnx":
         source = resolve_model_spec(model)
         ref = ModelRef(source, tuple(sorted((backend_options or {}).items())))
@@ -1176,6 +1182,49 @@ def classify_imagery(
         ref = ModelRef(None, tuple(sorted(opts.items())), load_customvision)
     else:
         raise InputError(f"--backend {backend!r} is not known; use onnx or customvision")
+    # the model loads (onnxruntime import + session) on a thread while the imagery is opened and
+    # the grid planned: start-up uses both cores of a small machine
+    preload = _Background(worker_model_ref(ref, int(options.get("batch_size", DEFAULT_BATCH_SIZE))).load)
+    if stac is not None:  # imagery from a STAC search (landuse.stac)
+        from landuse.stac import open_period
+
+        with clock("open_imagery"):
+            scene, selection = open_period(stac, aoi=aoi, grid_file=grid_file, bands=bands, out=out,
+                                           overwrite=bool(options.get("overwrite")))
+        with clock("plan_grid"):
+            grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
+            selection.attach(scene, grid, mask)
+    else:
+        with clock("open_imagery"):
+            scene = Scene.open(list(sources), bands=list(bands) if bands else None)
+        with clock("plan_grid"):
+            grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
     return classify_scene(
-        scene, grid, ref, out, period=period, aoi_mask=mask, aoi_info=aoi_info(aoi), clock=clock, **options
+        scene, grid, ref, out, period=period, aoi_mask=mask, aoi_info=aoi_info(aoi), clock=clock,
+        preloaded=preload, **options
     )
+
+
+class _Background:
+    """``fn()`` started on a daemon thread; :meth:`result` waits and returns it (or raises)."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.seconds = 0.0
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="landuse-preload", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._value = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result() in the caller's thread
+            self._error = exc
+        self.seconds = time.perf_counter() - t0
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
