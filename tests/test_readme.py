@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +78,10 @@ def test_readme_command_lines_use_real_commands_and_options() -> None:
             continue
         cmd = cli.get_command(ctx, words[0])
         assert cmd is not None, f"README shows unknown command: {line}"
+        if isinstance(cmd, click.Group) and len(words) > 1:  # a command group (`landuse assess design`)
+            sub = cmd.get_command(ctx, words[1])
+            assert sub is not None, f"README shows unknown command: {line}"
+            cmd, words = sub, [f"{words[0]} {words[1]}", *words[2:]]
         names = {n for p in cmd.params for n in (*p.opts, *getattr(p, "secondary_opts", []))}
         for w in words[1:]:
             if w.startswith("--"):

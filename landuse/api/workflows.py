@@ -178,6 +178,16 @@ def plan(path: str | Path, progress: bool = False) -> tuple[Any, list[Step]]:
             ropts = ReportOptions(basemap=r.basemap, thumbnails=r.thumbnails)
             steps.append(Step("report", args, partial(jobs.report, runs[0], runs[-1], report_file,
                                                       change=change_of_report, options=ropts, overwrite=True)))
+    if wf.assess is not None:
+        from landuse.assess import design_sample, estimate_sample
+        from landuse.workflow import assess_plan
+
+        change_source = None
+        if len(runs) >= 2 and wf.change.enabled:
+            change_source = str(out / "change") if len(runs) == 2 else str(out / "change" / jobs.series_folder(periods[0], periods[-1]))
+        for title, args, kw in assess_plan(wf, base, out, runs, change_source):
+            job = design_sample if title == "assess design" else estimate_sample
+            steps.append(Step(title, args, partial(job, **kw)))
     return wf, steps
 
 

@@ -308,6 +308,10 @@ def summary_markdown(s: dict) -> str:
         lines += ["", f"## Hotspots ({s['hotspot_block_plots']} x {s['hotspot_block_plots']}-plot blocks)", ""]
         for h in s["hotspots"][:10]:
             lines.append(f"- block ({h['block_row']}, {h['block_col']}), plot rows {h['rows'][0]}-{h['rows'][1]}, cols {h['cols'][0]}-{h['cols'][1]}: {h['new_developed_plots']} plots, {h['new_developed_ha']:.1f} ha")
+    if s.get("intensity"):
+        from landuse.assess.intensity import intensity_markdown
+
+        lines += ["", intensity_markdown(s["intensity"]).rstrip()]
     for w in s["warnings"]:
         lines += ["", f"**Warning:** {w}"]
     return "\n".join(lines) + "\n"
