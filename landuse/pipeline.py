@@ -1173,7 +1173,9 @@ def aoi_info(aoi: str | Path | None) -> dict[str, Any] | None:
     if aoi is None:
         return None
     p = Path(aoi)
-    return {"path": str(p.resolve()), "sha256": sha256_file(p)}
+    info = {"path": str(p.resolve()), "sha256": sha256_file(p)}
+    where = getattr(aoi, "where", None)  # landuse.grid.AoiFile: features picked by attribute
+    return {**info, "where": where} if where else info
 
 
 def plan_grid(
@@ -1210,19 +1212,23 @@ def classify_imagery(
     bands: Sequence[int] | None = None,
     backend: str = "onnx",
     backend_options: dict[str, Any] | None = None,
+    stac: Any = None,
     stretch: Any = None,
     yes: bool = False,
     **options: Any,
 ) -> RunResult:
-    """``landuse classify``: open the imagery, plan the grid, check the plan (pixel size and job
-    size: a job over the stated size needs ``yes``), classify (see :func:`classify_scene`)."""
+    """``landuse classify``: open the imagery (files, or ``stac``: a :class:`landuse.stac.StacSource`),
+    plan the grid, check the plan (pixel size and job size: a job over the stated size needs
+    ``yes``), classify (see :func:`classify_scene`)."""
     from landuse.imagery import Scene
     from landuse.plan import check_job, check_plot_size
 
-    if not sources:
-        raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
     check_plot_size(plot_size_m)
     clock = PhaseClock()
+    if stac is None and not sources:
+        raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
+    if stac is not None and sources:
+        raise InputError("give imagery files or a STAC source (--stac), not both")
     if backend == "onnx":
         source = resolve_model_spec(model)
         ref = ModelRef(source, tuple(sorted((backend_options or {}).items())))
@@ -1234,13 +1240,23 @@ def classify_imagery(
     # the model loads (onnxruntime import + session) on a thread while the imagery is opened and
     # the grid planned: start-up uses both cores of a small machine
     preload = _Background(worker_model_ref(ref, int(options.get("batch_size", DEFAULT_BATCH_SIZE))).load)
-    with clock("open_imagery"):
-        scene = Scene.open(list(sources), bands=list(bands) if bands else None, stretch=stretch)
-    with clock("plan_grid"):
-        grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
-        tps = (backend_options or {}).get("tps") if backend == "customvision" else None
-        check_job("classify", grid, scene.files, yes=yes, plots=int(mask.sum()) if mask is not None else None,
-                  workers=options.get("workers"), plots_per_s=tps)
+    if stac is not None:  # imagery from a STAC search (landuse.stac)
+        from landuse.stac import open_period
+
+        with clock("open_imagery"):
+            scene, selection = open_period(stac, aoi=aoi, grid_file=grid_file, bands=bands, out=out,
+                                           overwrite=bool(options.get("overwrite")))
+        with clock("plan_grid"):
+            grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
+            selection.attach(scene, grid, mask)
+    else:
+        with clock("open_imagery"):
+            scene = Scene.open(list(sources), bands=list(bands) if bands else None, stretch=stretch)
+        with clock("plan_grid"):
+            grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
+    tps = (backend_options or {}).get("tps") if backend == "customvision" else None
+    check_job("classify", grid, scene.files, yes=yes, plots=int(mask.sum()) if mask is not None else None,
+              workers=options.get("workers"), plots_per_s=tps)
     return classify_scene(
         scene, grid, ref, out, period=period, aoi_mask=mask, aoi_info=aoi_info(aoi), clock=clock,
         preloaded=preload, **options

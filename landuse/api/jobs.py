@@ -38,6 +38,7 @@ from landuse.results import (
 
 if TYPE_CHECKING:
     from landuse.report.webmap import ReportResult
+    from landuse.stac import StacSource
     from landuse.tiler import TileResult
     from landuse.training.evaluate import Evaluation
     from landuse.training.review import ReviewResult
@@ -161,6 +162,7 @@ def classify(
     out: PathLike,
     *,
     period: str,
+    stac: StacSource | None = None,
     model: PathLike = defaults.MODEL,
     backend: Literal["onnx", "customvision"] = "onnx",
     grid: PathLike | None = None,
@@ -186,6 +188,8 @@ def classify(
     job over the stated size (plots or hours at the measured rate) runs only with ``yes``. The
     run directory is locked while written: another run into it fails naming its pid, or waits
     for it with ``wait``.
+    ``stac`` (a
+    :class:`landuse.stac.StacSource`, with ``imagery`` empty) reads the items a STAC search finds.
     """
     from landuse.imagery import parse_bands
     from landuse.pipeline import classify_imagery
@@ -214,6 +218,7 @@ def classify(
         stretch=stretch,
         yes=yes,
         wait=wait,
+        stac=stac,
     )
     return replace(Run.open(res.run_dir), did_work=res.did_work, message=res.message)
 
@@ -230,32 +235,39 @@ def classify_plan(
     customvision: CustomVisionOptions | None = None,
     stretch: str | Sequence[float] | None = None,
     workers: int | None = None,
+    stac: StacSource | None = None,
 ) -> str:
     """What :func:`classify` would do, from the imagery footprints and masks only: the plan
     (plots, coarsest pixel, time at the measured rate), plots to classify and (for Custom
     Vision) the calls, cost and time at the quota. Nothing is read or sent. Imagery too coarse
-    for the plots is refused here too."""
+    for the plots is refused here too. For ``stac``: the items the search chooses and the plots
+    on them (no pixel read)."""
     from landuse.imagery import Scene
     from landuse.pipeline import load_customvision, plan_grid
     from landuse.plan import check_pixels, check_plot_size, plan_job
 
-    check_plot_size(plot_size_m)
-    scene = Scene.open([str(p) for p in imagery], bands=bands, stretch=stretch)
-    g, mask = plan_grid(scene, grid, aoi, plot_size_m)
-    tps = (customvision or CustomVisionOptions()).tps if backend == "customvision" else None
-    job = plan_job("classify", g, scene.files, plots=int(mask.sum()) if mask is not None else None,
-                   workers=workers, plots_per_s=tps)
-    check_pixels(job)
-    cov = scene.coverage(g)
-    if mask is not None:
-        cov = cov * mask
-    plots = int((cov >= min_valid).sum())
-    lines = [
-        f"plan: {job.describe()}",
-        f"dry run: {g.describe()}; about {plots} of {g.size} plots have >= {min_valid:g} valid imagery "
-        f"(estimated from the masks) and would be classified; {int(((cov > 0) & (cov < min_valid)).sum())} partial, "
-        f"{int((cov == 0).sum())} without imagery"
-    ]
+    if stac is not None:
+        from landuse.stac import dry_run_lines
+
+        lines, plots = dry_run_lines(stac, aoi=aoi, grid_file=grid, plot_size_m=plot_size_m, min_valid=min_valid)
+    else:
+        check_plot_size(plot_size_m)
+        scene = Scene.open([str(p) for p in imagery], bands=bands, stretch=stretch)
+        g, mask = plan_grid(scene, grid, aoi, plot_size_m)
+        tps = (customvision or CustomVisionOptions()).tps if backend == "customvision" else None
+        job = plan_job("classify", g, scene.files, plots=int(mask.sum()) if mask is not None else None,
+                       workers=workers, plots_per_s=tps)
+        check_pixels(job)
+        cov = scene.coverage(g)
+        if mask is not None:
+            cov = cov * mask
+        plots = int((cov >= min_valid).sum())
+        lines = [
+            f"plan: {job.describe()}",
+            f"dry run: {g.describe()}; about {plots} of {g.size} plots have >= {min_valid:g} valid imagery "
+            f"(estimated from the masks) and would be classified; {int(((cov > 0) & (cov < min_valid)).sum())} partial, "
+            f"{int((cov == 0).sum())} without imagery"
+        ]
     if backend == "customvision":
         cv = customvision or CustomVisionOptions()
         clf = load_customvision(None, **{k: v for k, v in cv.as_backend_options().items() if v is not None})
