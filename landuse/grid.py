@@ -5,7 +5,8 @@ A :class:`PlotGrid` is a projected CRS, an affine transform whose pixel size is 
 so plot ``(row, col)`` covers the same ground in every period, run and county of that CRS, and its
 id (``EPSG:32614/224/r/c`` with ``r``/``c`` counted from the CRS origin) is stable.
 
-This module imports nothing of the package but :mod:`landuse.errors` and :mod:`landuse.defaults`.
+This module imports nothing of the package but :mod:`landuse.errors`, :mod:`landuse.defaults` and
+:mod:`landuse.fileio`.
 """
 
 from __future__ import annotations
@@ -548,10 +549,9 @@ class PlotGrid:
         """Write ``grid.json`` atomically."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_json() + "\n")
-        tmp.replace(path)
-        return path
+        from landuse.fileio import write_text
+
+        return write_text(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> PlotGrid:

@@ -237,10 +237,10 @@ def parse_bands(bands: Sequence[int] | str | None) -> tuple[int, int, int] | Non
         try:
             bands = [int(b) for b in bands.replace(" ", "").split(",")]
         except ValueError:
-            raise InputError(f"bands {bands!r} are not band numbers; give three, e.g. 1,2,3") from None
+            raise InputError(f"bands {bands!r} are not band numbers; give three, e.g. 1,2,3", param="bands") from None
     bands = tuple(int(b) for b in bands)
     if len(bands) != 3 or min(bands) < 1:
-        raise InputError(f"bands {bands} must be three 1-based band numbers for R,G,B, e.g. 1,2,3")
+        raise InputError(f"bands {bands} must be three 1-based band numbers for R,G,B, e.g. 1,2,3", param="bands")
     return bands  # type: ignore[return-value]
 
 

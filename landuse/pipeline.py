@@ -843,11 +843,11 @@ def classify_scene(
     clock = clock or PhaseClock()
     scheduler = resolve_scheduler(scheduler)
     if not 0.0 < min_valid <= 1.0:
-        raise InputError(f"--min-valid {min_valid} is outside (0, 1]; give e.g. 0.9")
+        raise InputError(f"min_valid {min_valid} is outside (0, 1]; give e.g. 0.9", param="min_valid")
     if batch_size < 1:
-        raise InputError(f"--batch-size {batch_size} must be at least 1")
+        raise InputError(f"batch_size {batch_size} must be at least 1", param="batch_size")
     if workers is not None and workers < 1:
-        raise InputError(f"--workers {workers} must be at least 1")
+        raise InputError(f"workers {workers} must be at least 1", param="workers")
     if aoi_mask is not None and aoi_mask.shape != grid.shape:
         raise InputError(f"AOI mask {aoi_mask.shape} does not match {grid.describe()}")
     workers = workers or default_workers()
@@ -1176,7 +1176,7 @@ def classify_imagery(
         opts = {k: v for k, v in (backend_options or {}).items() if v is not None}
         ref = ModelRef(None, tuple(sorted(opts.items())), load_customvision)
     else:
-        raise InputError(f"--backend {backend!r} is not known; use onnx or customvision")
+        raise InputError(f"backend {backend!r} is not known; use onnx or customvision", param="backend")
     # the model loads (onnxruntime import + session) on a thread while the imagery is opened and
     # the grid planned: start-up uses both cores of a small machine
     preload = _Background(worker_model_ref(ref, int(options.get("batch_size", DEFAULT_BATCH_SIZE))).load)

@@ -6,8 +6,8 @@ paths resolve against the workflow file. Each step reuses finished work: a perio
 complete is not classified again (the run store resumes), so rerunning a workflow after a failure
 continues where it stopped.
 
-The steps call the same commands a user would type (``landuse classify``, ``change``, ``report``,
-``train``, ``evaluate``), so a workflow is exactly a recorded command line.
+The runner (:mod:`landuse.api.workflows`, ``landuse.run``) turns a workflow into API calls; each
+step keeps its equivalent command line (``landuse run --dry-run`` prints them).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class PeriodSpec(_Strict):
 
 
 class PipelineSpec(_Strict):
-    scheduler: str = Field("auto", description="auto | local | synchronous | threads | tcp://HOST:PORT")
+    scheduler: str = Field(defaults.SCHEDULER, description="auto | local | synchronous | threads | tcp://HOST:PORT")
     workers: int | None = Field(None, ge=1)
     chunk_plots: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1)
@@ -220,91 +220,6 @@ def expand_imagery(base: Path, patterns: list[str], where: str) -> list[str]:
     return out
 
 
-def plan(wf: Workflow, base: Path) -> list[tuple[str, list[str]]]:
-    """The steps as (title, landuse CLI arguments), in order. Validates every path first."""
-    out = Path(resolve(base, wf.output))
-    steps: list[tuple[str, list[str]]] = []
-    model = wf.model if wf.model == "default" else resolve(base, wf.model)
-    if wf.train is not None:
-        t = wf.train
-        model_dir = str(out / t.out)
-        args = ["train", resolve(base, t.dataset), "--backend", t.backend, "--out", model_dir]
-        for opt, val in (("--epochs", t.epochs), ("--folds", t.folds), ("--image-size", t.image_size), ("--seed", t.seed)):
-            if val is not None:
-                args += [opt, str(val)]
-        if t.int8:
-            args.append("--int8")
-        steps.append(("train", args))
-        if t.use_for_runs:
-            model = model_dir
-    if wf.evaluate is not None:
-        args = ["evaluate", model, resolve(base, wf.evaluate.dataset), "--threshold", str(wf.evaluate.threshold)]
-        steps.append(("evaluate", args))
-    if not wf.periods:
-        return steps
-    grid_file = str(out / "grid.json")
-    imagery = {p.name: expand_imagery(base, p.imagery, f"periods[{p.name}].imagery") for p in wf.periods}
-    g = wf.grid
-    if g.file:
-        grid_file = resolve(base, g.file)
-        if not Path(grid_file).exists():
-            raise WorkflowError(f"grid.file: {g.file!r} does not exist (resolved to {grid_file}); fix the path or remove the key")
-    else:
-        args = ["grid", *[f for files in imagery.values() for f in files], "--out", grid_file, "--plot-size", f"{g.plot_size:g}", "--overwrite"]
-        if g.crs:
-            args += ["--crs", g.crs]
-        if g.aoi:
-            args += ["--aoi", resolve(base, g.aoi)]
-        steps.append(("grid", args))
-    runs: list[str] = []
-    periods: list[str] = []
-    for p in wf.periods:
-        run_dir = str(out / "runs" / p.name)
-        period = p.date.isoformat() if isinstance(p.date, dt.date) else (str(p.date) if p.date else p.name)
-        runs.append(run_dir)
-        periods.append(period)
-        args = ["classify", *imagery[p.name], "--period", period, "--out", run_dir, "--grid", grid_file,
-                "--min-valid", str(wf.pipeline.min_valid), "--scheduler", wf.pipeline.scheduler]
-        if wf.backend == "onnx":
-            args += ["--model", model]
-        else:
-            args += ["--backend", "customvision", "--tier", wf.customvision.tier]
-            if wf.customvision.tps:
-                args += ["--tps", str(wf.customvision.tps)]
-            if wf.customvision.store:
-                args.append("--store")
-        if g.aoi:
-            args += ["--aoi", resolve(base, g.aoi)]
-        for opt, val in (("--workers", wf.pipeline.workers), ("--chunk-plots", wf.pipeline.chunk_plots),
-                         ("--batch-size", wf.pipeline.batch_size)):
-            if val is not None:
-                args += [opt, str(val)]
-        if p.bands:
-            args += ["--bands", ",".join(map(str, p.bands))]
-        steps.append((f"classify {p.name}", args))
-    if len(runs) >= 2 and wf.change.enabled:
-        c = wf.change
-        change_dir = str(out / "change")
-        args = ["change", *runs, "--out", change_dir, "--min-confidence", str(c.min_confidence),
-                "--hotspot-block", str(c.hotspot_block), "--overwrite"]
-        args.append("--smooth" if c.smooth else "--no-smooth")
-        steps.append(("change", args))
-        if wf.report.enabled:
-            r = wf.report
-            args = ["report", runs[0], runs[-1], "--out", str(out / r.file), "--basemap", r.basemap, "--overwrite"]
-            if len(runs) == 2:
-                args += ["--change", change_dir]
-            else:
-                args += ["--change", str(Path(change_dir) / f"{_safe(periods[0])}_to_{_safe(periods[-1])}")]
-            args.append("--thumbnails" if r.thumbnails else "--no-thumbnails")
-            steps.append(("report", args))
-    change_source = None
-    if len(runs) >= 2 and wf.change.enabled:
-        change_source = str(out / "change") if len(runs) == 2 else str(out / "change" / f"{_safe(periods[0])}_to_{_safe(periods[-1])}")
-    steps += [(title, args) for title, args, _ in assess_plan(wf, base, out, runs, change_source)]
-    return steps
-
-
 def assess_plan(wf: Workflow, base: Path, out: Path, runs: list[str], change_source: str | None) -> list[tuple[str, list[str], dict[str, Any]]]:
     """The ``assess`` steps as (title, landuse CLI arguments, keyword arguments of the API call).
 
@@ -331,7 +246,3 @@ def assess_plan(wf: Workflow, base: Path, out: Path, runs: list[str], change_sou
         steps.append(("assess estimate", args, {"sample": str(sample), "labels": labels}))
     return steps
 
-
-def _safe(period: str) -> str:
-    # must match landuse.cli.change naming of series sub-folders (period names)
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in period)

@@ -24,12 +24,14 @@ from landuse.api.options import (
     TrainOptions,
 )
 from landuse.errors import InputError, OutputExistsError
+from landuse.fileio import safe_name
 from landuse.results import (
     Change,
     GridResult,
     LabelledDataset,
     ParityReport,
     Prediction,
+    Predictions,
     Run,
     TrainedModel,
 )
@@ -65,11 +67,6 @@ __all__ = [
 def _check_writable(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass --overwrite to replace it or choose another --out")
-
-
-def safe_name(text: str) -> str:
-    """``text`` as a file or folder name: characters other than letters, digits, ``-_.`` become ``_``."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
 # -- the plot grid and chips -------------------------------------------------------------------
@@ -137,7 +134,7 @@ def tile(
     scene = Scene.open([str(p) for p in imagery], bands=bands, stretch=stretch)
     if grid is not None:
         if crs is not None or plot_size_m is not None:
-            raise InputError("crs and plot_size_m only apply when the grid is built; drop them or drop grid")
+            raise InputError("crs and plot_size_m apply only to a grid built here, not to a given grid file; drop them or the grid")
         g = PlotGrid.load(grid)
     elif aoi is not None:
         g = PlotGrid.from_aoi(aoi, crs=crs, plot_size_m=plot_size_m or defaults.PLOT_SIZE_M)
@@ -346,7 +343,7 @@ def predict(
     *,
     top: int | None = None,
     threads: int | None = None,
-) -> list[Prediction]:
+) -> Predictions:
     """Tags and probabilities of whole images (PNG, JPEG, BMP, GeoTIFF), each resized (bilinear)
     to the model's input size, most probable first (``top``: only the first N)."""
     import numpy as np
@@ -365,7 +362,8 @@ def predict(
     for path, row in zip(paths, probs, strict=True):
         order = np.argsort(-row, kind="stable")[: top or len(row)]
         out.append(Prediction(str(path), [(str(clf.labels[i]), round(float(row[i]), 6)) for i in order]))
-    return out
+    model_info = {"id": str(clf.model_id), "hash": str(clf.model_hash), "backend": str(clf.backend)}
+    return Predictions(model_info, out, [str(t) for t in clf.labels])
 
 
 def evaluate(
@@ -412,7 +410,7 @@ def train(
         res = train_customvision(dataset, out, customvision, overwrite=overwrite, say=progress)
         return TrainedModel(out, "customvision", None, {"result": res})
     if backend != "local":
-        raise InputError(f"backend {backend!r} is not known; use local or customvision")
+        raise InputError(f"backend {backend!r} is not known; use local or customvision", param="backend")
     try:
         import torch  # noqa: F401
     except ImportError as exc:
@@ -489,7 +487,7 @@ def dataset(
     built = merged = None
     if imagery:
         if labels is None:
-            raise InputError("labels (a land-cover raster) is required to label plots of the imagery")
+            raise InputError("labels (a land-cover raster) is required to label plots of the imagery", param="labels")
         from landuse.training.labels import DEFAULT_PURITY, build_dataset, load_mapping
 
         built = build_dataset([str(p) for p in imagery], labels, out, mapping=load_mapping(mapping),
