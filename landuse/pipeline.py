@@ -14,7 +14,10 @@ Plot status (``status`` / ``reason`` columns):
 * ``partial`` — some valid pixels but fewer than ``min_valid``;
 * ``nodata`` — no imagery covers the plot (not read) or no valid pixel in it;
 * ``outside_aoi`` — the plot centre lies outside the AOI (not read);
-* ``uncertain`` — multilabel models only: no tag reaches the threshold.
+* ``uncertain`` — multilabel models only: no tag reaches the threshold;
+* ``unknown`` — read and scored but like none of the model's classes (``unknown_score`` above
+  the model's threshold, or mostly open water by NDWI where the imagery has a NIR band; see
+  :mod:`landuse.classify.unknown`): label ``unknown``, no class index, probabilities kept.
 
 Schedulers: ``local`` (a ``distributed.LocalCluster`` started for the run: one process per
 core, one thread each, onnxruntime with one intra-op thread), ``threads`` (a thread pool in this
@@ -38,6 +41,15 @@ import numpy as np
 import pyarrow as pa
 
 from landuse.classify.base import decide, load_classifier, sha256_file
+from landuse.classify.unknown import (
+    UNKNOWN_CLASS_VALUE,
+    UNKNOWN_LABEL,
+    UNKNOWN_STATUS,
+    WATER_SHARE,
+    method_of,
+    predict_with_unknown,
+    water_share,
+)
 from landuse.errors import InputError, LanduseError, RunStoreError
 from landuse.grid import Chunk, PlotGrid
 from landuse.store import RunStore, build_manifest
@@ -50,7 +62,7 @@ DEFAULT_MIN_VALID = 0.9
 DEFAULT_THRESHOLD = 0.5
 # Most plots read at once inside a task (bounds a task's pixel memory: 128 x 150 KB = 19 MB).
 MAX_READ_PLOTS = 128
-STATUSES = ("classified", "partial", "nodata", "outside_aoi", "uncertain")
+STATUSES = ("classified", "partial", "nodata", "outside_aoi", "uncertain", "unknown")
 REASON_NO_COVERAGE = "no imagery covers the plot"
 REASON_NO_VALID = "no valid pixel in the imagery"
 REASON_OUTSIDE_AOI = "plot centre outside the AOI"
@@ -179,6 +191,8 @@ class ChunkTask:
     threshold: float = DEFAULT_THRESHOLD
     coverage: np.ndarray | None = None  # float32 (chunk.height, chunk.width); 0 = skip
     aoi: np.ndarray | None = None  # bool (chunk.height, chunk.width); False = outside
+    nir: SceneRef | None = None  # the scene's NIR band as a grey scene (unknown flag: open water)
+    flag_unknown: bool = True
 
 
 @dataclass
@@ -204,6 +218,7 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
     reason = np.full(n, REASON_NO_COVERAGE, dtype=object)
     class_index = np.full(n, -1, dtype=np.int16)
     probs = np.full((n, task.n_labels), np.nan, dtype=np.float32)
+    unknown_score = np.full(n, np.nan, dtype=np.float32)
 
     want = np.ones((ch.height, ch.width), dtype=bool)
     if task.aoi is not None:
@@ -250,25 +265,41 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
                     continue
                 if model is None:
                     model = cached_model(task.model)
+                    umethod = method_of(model)
                 t0 = time.perf_counter()
                 out = np.empty((ok_local.size, task.n_labels), dtype=np.float32)
+                score = np.empty(ok_local.size, dtype=np.float32)
                 for b in range(0, ok_local.size, task.batch_size):
                     take = ok_local[b : b + task.batch_size]
-                    out[b : b + take.size] = model.predict(np.ascontiguousarray(pixels[take]))
+                    out[b : b + take.size], score[b : b + take.size] = predict_with_unknown(
+                        model, np.ascontiguousarray(pixels[take]))
                 result.infer_s += time.perf_counter() - t0
                 dest = idx[ok_local]
                 probs[dest] = out
+                unknown_score[dest] = score
                 win = decide(out, task.multilabel, task.threshold)
                 class_index[dest] = win
                 status[dest] = np.where(win >= 0, "classified", "uncertain")
                 reason[dest] = np.where(win >= 0, None, f"no tag probability >= {task.threshold:g}")
-                result.plots_classified += int((win >= 0).sum())
+                if task.flag_unknown:
+                    far = score > umethod.threshold
+                    water = (_water_shares(task, grid, sub, pixels, ok_local)
+                             if task.nir is not None else np.zeros(ok_local.size, np.float32))
+                    wet = water > WATER_SHARE
+                    unk = far | wet
+                    class_index[dest[unk]] = -1
+                    status[dest[unk]] = UNKNOWN_STATUS
+                    reason[dest[far]] = f"unknown score above {umethod.threshold:.4g} ({umethod.name})"
+                    for d, w in zip(dest[wet], water[wet], strict=True):
+                        reason[d] = f"open water by NDWI on {w:.0%} of the plot (NIR band)"
+                result.plots_classified += int((class_index[dest] >= 0).sum())
     reason[status == "classified"] = None
     result.columns = {
         "row": rows.astype(np.int32),
         "col": cols.astype(np.int32),
         "class_index": class_index,
         "probs": probs,
+        "unknown_score": unknown_score,
         "valid_fraction": valid,
         "status": status,
         "reason": reason,
@@ -276,12 +307,43 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
     return result
 
 
+def _water_shares(task: ChunkTask, grid: PlotGrid, sub: Chunk, pixels: np.ndarray,
+                  ok_local: np.ndarray) -> np.ndarray:
+    """Open-water share (NDWI from the green and NIR bands at 1/4 resolution) of the plots
+    ``ok_local`` of strip ``sub``."""
+    assert task.nir is not None
+    p = max(8, task.pixels // 4)
+    nir, _ = cached_scene(task.nir).read_chunk(grid, sub, pixels=p)
+    g = pixels[ok_local][..., 1].astype(np.float32)
+    k = g.shape[1] // p
+    g = g[:, : p * k, : p * k].reshape(len(ok_local), p, k, p, k).mean(axis=(2, 4))
+    return water_share(g, nir[ok_local][..., 0])
+
+
+def nir_ref(scene: Any) -> SceneRef | None:
+    """The NIR band of a NAIP-like scene (uint8, >= 4 bands, RGB = 1,2,3) as a grey scene, else None."""
+    from landuse.imagery import Scene
+
+    if type(scene) is not Scene:
+        return None
+    spec = scene.spec()
+    files = spec.get("files") or []
+    if scene.stretch is not None or not files or not all(
+            f.get("count", 0) >= 4 and f.get("dtype") == "uint8" and list(f.get("rgb", [])) == [1, 2, 3]
+            for f in files):
+        return None
+    spec = {**spec, "bands": [4, 4, 4], "files": [{**f, "rgb": [4, 4, 4]} for f in files]}
+    return SceneRef(spec, Scene.from_spec)
+
+
 def result_table(result: ChunkResult, labels: Sequence[str]) -> pa.Table:
-    """A chunk's Parquet part: row, col, label, class_index, prob_<tag>..., valid_fraction, status, reason."""
+    """A chunk's Parquet part: row, col, label, class_index, prob_<tag>..., unknown_score,
+    valid_fraction, status, reason."""
     c = result.columns
     idx = c["class_index"]
     lab = np.array(list(labels) + [None], dtype=object)
     label = lab[np.where(idx >= 0, idx, len(labels))]
+    label[c["status"] == UNKNOWN_STATUS] = UNKNOWN_LABEL
     arrays: dict[str, pa.Array] = {
         "row": pa.array(c["row"], pa.int32()),
         "col": pa.array(c["col"], pa.int32()),
@@ -290,6 +352,7 @@ def result_table(result: ChunkResult, labels: Sequence[str]) -> pa.Table:
     }
     for i, name in enumerate(labels):
         arrays[f"prob_{name}"] = pa.array(c["probs"][:, i], pa.float32(), from_pandas=True)
+    arrays["unknown_score"] = pa.array(c["unknown_score"], pa.float32(), from_pandas=True)
     arrays["valid_fraction"] = pa.array(c["valid_fraction"], pa.float32(), from_pandas=True)
     arrays["status"] = pa.array(c["status"], pa.string())
     arrays["reason"] = pa.array(c["reason"], pa.string())
@@ -531,6 +594,11 @@ def classify_scene(
     clf = model.load()
     labels = [str(t) for t in clf.labels]
     pixels = int(clf.input_size[0])
+    umethod = method_of(clf)
+    nir = nir_ref(scene)
+    gsd_warning = resolution_warning(scene, getattr(clf, "gsd_m", None))
+    if gsd_warning:
+        rep.say(f"warning: {gsd_warning}")
     prov = dict(scene.provenance())
     inputs = prov.pop("inputs", [])
     manifest = build_manifest(
@@ -544,6 +612,8 @@ def classify_scene(
             "input_size": list(clf.input_size),
             "multilabel": bool(clf.multilabel),
             "options": {k: v for k, v in model.options if k not in ("threads", "batch_size")},
+            "gsd_m": getattr(clf, "gsd_m", None),
+            "unknown": {**umethod.to_dict(), "nir_water": nir is not None},
         },
         labels=labels,
         parameters={
@@ -583,6 +653,7 @@ def classify_scene(
             bool(clf.multilabel), float(threshold),
             coverage[win].copy() if coverage is not None else None,
             aoi_mask[win].copy() if aoi_mask is not None else None,
+            nir,
         )
 
     def needs_reading(ch: Chunk) -> bool:
@@ -621,6 +692,7 @@ def classify_scene(
 
     t_final = time.perf_counter()
     summary = finalise(store, chunks)
+    summary["warnings"] = [gsd_warning] if gsd_warning else []
     summary["timings"] = {
         "wall_s": round(time.perf_counter() - t_start, 3),
         "classify_s": round(classify_s, 3),
@@ -680,11 +752,14 @@ def finalise(store: RunStore, chunks: Sequence[Chunk]) -> dict[str, Any]:
     files.write_geojson(gdf, store.output("plots.geojson"), provenance)
     cls = np.full(grid.shape, -1, dtype=np.int16)
     cls[rows, cols] = table.column("class_index").fill_null(-1).to_numpy()
+    if "unknown_score" in table.column_names:
+        unk = table.column("status").to_numpy(zero_copy_only=False) == UNKNOWN_STATUS
+        cls[rows[unk], cols[unk]] = UNKNOWN_CLASS_VALUE
     files.write_class_raster(store.output("classes.tif"), grid, cls, labels, _tag_provenance(store.manifest))
     probs = np.full((len(labels), *grid.shape), np.nan, dtype=np.float32)
     for i, name in enumerate(labels):
         probs[i, rows, cols] = table.column(f"prob_{name}").to_numpy(zero_copy_only=False)
-    probs[:, cls < 0] = np.nan
+    probs[:, (cls < 0) | (cls == UNKNOWN_CLASS_VALUE)] = np.nan
     files.write_probability_raster(store.output("probabilities.tif"), grid, probs, labels, _tag_provenance(store.manifest))
     return summarise(df, grid, labels, store.manifest)
 
@@ -731,11 +806,17 @@ def summarise(df: Any, grid: PlotGrid, labels: Sequence[str], manifest: dict[str
             "hectares": round(int(sel.sum()) * area, 4),
             "by_reason": {str(r): int(c) for r, c in reasons.items()},
         }
+    n_unk = int((status == UNKNOWN_STATUS).sum())
+    unk_method = (manifest.get("model") or {}).get("unknown") or {}
     return {
         "period": manifest.get("period"),
         "grid": {**grid.to_dict(), "plots": grid.size, "plot_area_ha": area, "describe": grid.describe()},
-        "plots": {"total": int(len(df)), "classified": n_cls, "unclassified": int(len(df) - n_cls)},
+        "plots": {"total": int(len(df)), "classified": n_cls, "unclassified": int(len(df) - n_cls),
+                  "unknown": n_unk},
         "classes": classes,
+        "unknown": {"plots": n_unk, "hectares": round(n_unk * area, 4),
+                    "share_of_scored": round(n_unk / (n_cls + n_unk), 6) if n_cls + n_unk else None},
+        "unknown_method": unk_method.get("description", unk_method.get("method")),
         "unclassified": unclassified,
         "hectares_method": (
             "hectares = classified plots x plot area (a label stands for its whole plot, valid fraction "
@@ -749,6 +830,36 @@ def summarise(df: Any, grid: PlotGrid, labels: Sequence[str], manifest: dict[str
 
 
 # -- the command's entry point ----------------------------------------------------------------
+
+# Imagery coarser than this many times the model's ground sample distance is named in a warning.
+GSD_WARN_FACTOR = 1.5
+
+
+def imagery_gsd_m(scene: Any) -> float | None:
+    """The finest pixel size of the scene's files in metres (None for degrees or unknown CRSs)."""
+    from landuse.grid import linear_unit_factor
+
+    sizes = []
+    for f in getattr(scene, "files", []):
+        try:
+            if f.crs is None or not f.crs.is_projected:
+                continue
+            sizes.append(min(f.res) * linear_unit_factor(f.crs))
+        except (AttributeError, ValueError, LanduseError):
+            continue
+    return min(sizes) if sizes else None
+
+
+def resolution_warning(scene: Any, model_gsd_m: float | None) -> str | None:
+    """One line when the imagery is much coarser than the model expects, else None."""
+    if not model_gsd_m:
+        return None
+    gsd = imagery_gsd_m(scene)
+    if gsd is None or gsd <= GSD_WARN_FACTOR * model_gsd_m:
+        return None
+    return (f"the imagery is {gsd:.3g} m per pixel but the model expects {model_gsd_m:g} m: "
+            f"plots are up-sampled {gsd / model_gsd_m:.1f}x and accuracy is lower; check the "
+            f"unknown share, or adapt the model to this imagery (landuse train DATASET --init)")
 
 
 def aoi_info(aoi: str | Path | None) -> dict[str, Any] | None:

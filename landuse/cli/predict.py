@@ -22,23 +22,27 @@ def command(model: str, images: tuple[Path, ...], top: int | None, as_json: bool
     Each image is resized (bilinear) to the model's input size and classified whole.
     """
     from landuse.classify.base import load_classifier
+    from landuse.classify.unknown import method_of, predict_with_unknown
     from landuse.training.dataset import load_image
 
     clf = load_classifier(model, **({"threads": threads} if threads else {}))
     size = tuple(clf.input_size)
-    probs = np.concatenate([
-        clf.predict(np.stack([load_image(p, size=size) for p in images[i:i + 32]]))
-        for i in range(0, len(images), 32)
-    ])
+    outs = [predict_with_unknown(clf, np.stack([load_image(p, size=size) for p in images[i:i + 32]]))
+            for i in range(0, len(images), 32)]
+    probs = np.concatenate([o[0] for o in outs])
+    scores = np.concatenate([o[1] for o in outs])
+    um = method_of(clf)
     results = []
-    for path, row in zip(images, probs, strict=True):
+    for path, row, sc in zip(images, probs, scores, strict=True):
         order = np.argsort(-row, kind="stable")[: top or len(row)]
         results.append({
             "file": str(path),
             "predictions": [{"tagName": clf.labels[i], "probability": round(float(row[i]), 6)} for i in order],
+            "unknown": {"score": round(float(sc), 6), "flagged": bool(sc > um.threshold)},
         })
     if as_json:
-        doc = {"model": {"id": clf.model_id, "hash": clf.model_hash, "backend": clf.backend}, "images": results}
+        doc = {"model": {"id": clf.model_id, "hash": clf.model_hash, "backend": clf.backend},
+               "unknown_method": um.to_dict(), "images": results}
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     from rich.console import Console
@@ -46,7 +50,10 @@ def command(model: str, images: tuple[Path, ...], top: int | None, as_json: bool
 
     console = Console()
     for res in results:
-        t = Table(title=str(res["file"]), title_justify="left")
+        unk = res["unknown"]
+        note = (f"  [bold]unknown[/bold]: like none of the model's classes (score {unk['score']:.3f} > "
+                f"{um.threshold:.3f}, {um.name})" if unk["flagged"] else "")
+        t = Table(title=str(res["file"]) + note, title_justify="left")
         t.add_column("Tag")
         t.add_column("Probability", justify="right")
         for p in res["predictions"]:

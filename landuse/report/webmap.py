@@ -119,6 +119,10 @@ def load_run_layer(path: str | Path) -> RunLayer:
             cmap = {}
     if classes.dtype != np.uint8:
         raise RunStoreError(f"{path / 'classes.tif'} is {classes.dtype}, expected uint8 class indices; rerun the classification")
+    from landuse.classify.unknown import UNKNOWN_CLASS_VALUE
+
+    # unknown plots (254) are shown as not classified until the map styles them
+    classes = np.where(classes == UNKNOWN_CLASS_VALUE, NODATA, classes).astype(np.uint8)
     bad = (classes != NODATA) & (classes >= len(labels))
     if bad.any():
         raise RunStoreError(
