@@ -56,7 +56,7 @@ def test_knn_score_is_low_near_the_reference_and_high_away() -> None:
 
 def test_water_share_from_ndwi() -> None:
     g = np.full((2, 8, 8), 80, np.uint8)
-    nir = np.full((2, 8, 8), 150, np.uint8)  # vegetation / soil: NIR above green
+    nir = np.full((2, 8, 8), 70, np.uint8)  # soil: NIR near green (NDWI ~0.07) is not water
     nir[1, :6] = 20  # water: NIR far below green on 6 of 8 rows
     share = water_share(g, nir)
     assert share[0] == 0.0

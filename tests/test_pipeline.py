@@ -347,8 +347,11 @@ def test_sample_rasters_with_default_model_match_truth(tmp_path, year):
     assert len(got) == len(truth) == len(table(out))
     # gating follows the truth's valid fraction (allow plots right at the threshold to go either way)
     clear = (got.valid_fraction_truth - 0.9).abs() > 0.02
-    assert ((got.status == "classified") == (got.valid_fraction_truth >= 0.9))[clear].all()
+    scored = got.status.isin(["classified", "unknown"])  # read and scored (unknown: like no class)
+    assert (scored == (got.valid_fraction_truth >= 0.9))[clear].all()
     cls = got[got.status == "classified"]
     accuracy = float((cls.label == cls[f"class_{year}"]).mean())
-    print(f"{year}: {len(cls)} plots classified, {accuracy:.1%} agree with truth.geojson")
-    assert len(cls) >= 20 and accuracy >= 0.9  # measured: 23/23 in both periods
+    print(f"{year}: {len(cls)} plots classified, {int((got.status == 'unknown').sum())} unknown, "
+          f"{accuracy:.1%} agree with truth.geojson")
+    # measured: 22 / 20 of 23 classified (1 / 3 textured green synthetic fields flagged unknown), all agree
+    assert len(cls) >= 20 and accuracy >= 0.9

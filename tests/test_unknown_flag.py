@@ -90,7 +90,7 @@ def test_classify_flags_real_forest_unknown_everywhere(tmp_path: Path, write_ras
     assert summary["unknown"]["plots"] == len(scored)
     assert summary["unknown"]["hectares"] == pytest.approx(len(scored) * 224 * 224 / 1e4, rel=1e-3)
     assert sum(c["plots"] for c in summary["classes"].values()) == 0
-    assert "features" in summary["unknown_method"]
+    assert "model statistics" in summary["unknown_method"] and "probability threshold" not in summary["unknown_method"]
     assert summary["warnings"] == []
 
 

@@ -369,8 +369,20 @@ class OnnxClassifier:
         """(probabilities, unknown scores) for uint8 RGB plots; needs an export with features."""
         if self.unknown_method is None or self.features_name is None:
             raise ModelError(f"model {self._where()} carries no features statistics; use the probability fallback")
-        probs, feats = self._run(batch, with_features=True)
-        return probs, self.scorer().score(feats)
+        from landuse.classify.unknown import canopy_evidence
+
+        unk = self.landuse_meta["unknown"]
+        knn_thr = unk.get("knn_threshold")
+        probs, feats = self._run(batch, with_features=knn_thr is not None)
+        score = np.zeros(len(probs), np.float32)
+        if knn_thr is not None:
+            score = self.scorer().score(feats) / float(knn_thr)
+        if unk.get("canopy_threshold") is not None:
+            if batch.shape[1:3] != self.input_size:
+                batch = _resize(batch, self.input_size)
+            green_min = float(unk.get("canopy_green_min", 0.0))
+            score = np.maximum(score, canopy_evidence(batch, green_min) / float(unk["canopy_threshold"]))
+        return probs, score.astype(np.float32)
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:

@@ -4,9 +4,11 @@ Two methods, said in every run summary (``unknown_method``):
 
 * ``features`` — our own exports carry a ``features`` output (pooled ImageNet features) and, in
   ``landuse_model.json`` + ``features.npz``, the features of the model's training plots (clean
-  and augmented views). The score is the mean cosine distance of a plot's features to its ``k``
-  nearest training features (:class:`KnnScorer`); the threshold was chosen on held-out training
-  plots only (a stated quantile). Where the imagery has a near-infrared band, plots mostly open
+  and augmented views). Two pieces of evidence, each divided by its threshold (chosen on the
+  training plots only, at a stated quantile), and the score is the larger: the mean cosine
+  distance of a plot's features to its ``k`` nearest training features (:class:`KnnScorer`),
+  and the share of green, textured pixels on mostly green plots (:func:`canopy_evidence`, tree
+  canopy in RGB). A plot is unknown when its score is above 1. Where the imagery has a near-infrared band, plots mostly open
   water by NDWI are flagged too (:func:`water_share`).
 * ``probability threshold`` — Custom Vision exports and the cloud backend carry no features:
   score = 1 - top probability, flagged when the top probability is below
@@ -25,7 +27,7 @@ UNKNOWN_STATUS = "unknown"
 UNKNOWN_CLASS_VALUE = 254  # classes.tif pixel value of an unknown plot (255 = not classified)
 FALLBACK_MIN_PROBABILITY = 0.5
 # NIR evidence: a plot whose pixels are NDWI > WATER_NDWI on more than WATER_SHARE of its area
-WATER_NDWI = 0.0
+WATER_NDWI = 0.2  # measured on the ND NAIP: fallow soil sits at 0-0.1, open water well above
 WATER_SHARE = 0.5
 
 
@@ -56,6 +58,30 @@ class KnnScorer:
             top = np.partition(sim, sim.shape[1] - k, axis=1)[:, -k:]
             out[i : i + batch] = 1.0 - top.mean(axis=1)
         return out
+
+
+CANOPY_GREEN_MIN = 0.5  # canopy evidence counts only on plots mostly green (forest, not leafy suburbs)
+
+
+def canopy_evidence(batch: np.ndarray, green_min: float = CANOPY_GREEN_MIN) -> np.ndarray:
+    """:func:`canopy_share` where more than ``green_min`` of the plot is green, else 0."""
+    a = batch.astype(np.int16)
+    green = ((2 * a[..., 1] - a[..., 0] - a[..., 2]) > 12).mean(axis=(1, 2))
+    return np.where(green > green_min, canopy_share(batch), 0.0).astype(np.float32)
+
+
+def canopy_share(batch: np.ndarray) -> np.ndarray:
+    """Share of each uint8 RGB plot's pixels that are green (2G - R - B > 12) and textured
+    (brightness differs from its 4-neighbour mean by more than 3 grey levels): tree canopy at
+    ~1 m reads so; fields, lawns and desert are smooth or not green. float32 (N,)."""
+    a = batch.astype(np.int16)
+    r, g, b = a[..., 0], a[..., 1], a[..., 2]
+    v = r + g + b  # 3 x brightness
+    green = (2 * g - r - b)[:, 1:-1, 1:-1] > 12
+    lap = 4 * v[:, 1:-1, 1:-1] - v[:, :-2, 1:-1] - v[:, 2:, 1:-1] - v[:, 1:-1, :-2] - v[:, 1:-1, 2:]
+    tex = np.abs(lap) > 36  # |brightness - neighbour mean| > 3, in units of 12 x brightness
+    h, w = a.shape[1:3]
+    return ((green & tex).sum(axis=(1, 2)) / float(h * w)).astype(np.float32)
 
 
 def _unit(a: np.ndarray) -> np.ndarray:

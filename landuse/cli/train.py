@@ -78,8 +78,7 @@ def command(dataset_dir: Path, backend: str, out: Path, epochs: int, folds: int,
                           progress=click.echo, command=cmd)
         click.echo(f"adapted {res.base} with {sum(res.added.values())} labels "
                    f"({', '.join(f'{t} {n}' for t, n in res.added.items())}) -> {out}: tags "
-                   f"{', '.join(res.labels)}; {res.seconds:.1f} s; unknown threshold {res.threshold:.4g} "
-                   f"({res.heldout_flagged:.1%} of held-out training plots flagged)")
+                   f"{', '.join(res.labels)}; {res.seconds:.1f} s")
         return
     if backend == "customvision":
         from landuse.training.customvision import CVTrainOptions, train_customvision

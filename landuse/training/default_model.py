@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(os.path.relpath(args.data.resolve(), ROOT))
         rep = build_linear_model(data, args.out, overwrite=True, progress=say,
                                  command="python -m landuse.training.default_model --recipe linear")
-        say(f"exported the linear-recipe model to {args.out}: unknown threshold {rep['threshold']:.4g}, "
+        say(f"exported the linear-recipe model to {args.out}: canopy threshold {rep['canopy_threshold']:.3g}, "
             f"{rep['heldout_flagged']:.1%} of held-out training plots flagged, {rep['seconds']} s")
         return 0
     if not args.skip_train:

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 FEATURES_OUTPUT = "features"
+STRETCH_PERCENT = 2.0  # per-plot, per-band stretch of the 2-98 % range to 0-255, inside the graph
+STRETCH_STEP = 4  # the percentiles are taken on every 4th pixel of every 4th row (cheap TopK)
 
 
 def degrade_resolution(x: np.ndarray, gsd_m: float, size: int = 224) -> np.ndarray:
@@ -38,8 +40,24 @@ def degrade_resolution(x: np.ndarray, gsd_m: float, size: int = 224) -> np.ndarr
     return out
 
 
-def _net(weight: np.ndarray | None, bias: np.ndarray | None, image_size: int) -> Any:
-    """Torch module: RGB 0-255 ``[N,3,H,W]`` -> (probabilities, features) or features only."""
+def plot_stretch(x: Any, pixels: int, percent: float = STRETCH_PERCENT) -> Any:
+    """Torch: stretch each plot's bands so their ``percent`` / ``100 - percent`` percentiles map to
+    0 / 255 (clamped). ``x`` float ``[N,3,H,W]`` 0-255 with ``H * W == pixels``. Exports to ONNX
+    as TopK."""
+    import torch
+
+    flat = x.flatten(2)
+    sample = x[:, :, ::STRETCH_STEP, ::STRETCH_STEP].flatten(2)  # percentiles from every 4th pixel
+    k = max(1, int(round(pixels / STRETCH_STEP**2 * percent / 100.0)))
+    hi = torch.topk(sample, k, dim=2).values[..., -1:]
+    lo = -torch.topk(-sample, k, dim=2).values[..., -1:]
+    out = (flat - lo) / torch.clamp(hi - lo, min=1.0) * 255.0
+    return torch.clamp(out, 0.0, 255.0).view_as(x)
+
+
+def _net(weight: np.ndarray | None, bias: np.ndarray | None, image_size: int, stretch: bool = True) -> Any:
+    """Torch module: RGB 0-255 ``[N,3,H,W]`` -> (probabilities, features) or features only;
+    with ``stretch`` the per-plot 2-98 % stretch comes first."""
     import torch
     from torch import nn
 
@@ -61,6 +79,8 @@ def _net(weight: np.ndarray | None, bias: np.ndarray | None, image_size: int) ->
                     self.head.bias.copy_(torch.from_numpy(np.asarray(bias, np.float32)))
 
         def forward(self, data: torch.Tensor) -> Any:
+            if stretch:
+                data = plot_stretch(data, image_size * image_size)
             f = self.trunk.features((data - self.mean) * self.inv_std)
             if self.head is None:
                 return f
@@ -69,11 +89,11 @@ def _net(weight: np.ndarray | None, bias: np.ndarray | None, image_size: int) ->
     return FeatureModel().eval()
 
 
-def export_feature_extractor(path: Path, image_size: int = 224) -> Path:
+def export_feature_extractor(path: Path, image_size: int = 224, stretch: bool = False) -> Path:
     """ONNX of the frozen ImageNet trunk: input ``data`` RGB 0-255, output ``features`` (N, 1280)."""
     import torch
 
-    net = _net(None, None, image_size)
+    net = _net(None, None, image_size, stretch)
     dummy = torch.zeros(1, 3, image_size, image_size)
     torch.onnx.export(net, (dummy,), str(path), input_names=["data"], output_names=[FEATURES_OUTPUT],
                       dynamic_axes={"data": {0: "batch"}, FEATURES_OUTPUT: {0: "batch"}},

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from landuse.classify.unknown import KnnScorer
+from landuse.classify.unknown import CANOPY_GREEN_MIN, KnnScorer, canopy_evidence, canopy_share
 from landuse.errors import InputError, ModelError, OutputExistsError
 from landuse.training.head import LinearHead, fit_head
 
@@ -46,14 +46,16 @@ FEATURES_FILE = "features.npz"
 class LinearRecipe:
     """What the default model is fitted with (chosen in benchmarks/bench_recipes.py)."""
 
-    views: tuple[str, ...] = ("clean", "res2", "res3", "res4", "res5", "res6")
-    l2: float = 0.1
+    views: tuple[str, ...] = ("clean",)
+    l2: float = 1.0
     knn_k: int = 5
-    unknown_quantile: float = 0.98  # share of held-out training plots NOT flagged
+    unknown_quantile: float = 0.98  # share of held-out training plots NOT flagged (kNN distance)
     folds: int = 5
     seed: int = 0
     gsd_m: float = 1.0
-    stored_views: tuple[str, ...] = ("clean", "res2", "res4", "res6")  # kept in features.npz
+    stored_views: tuple[str, ...] = ("clean",)  # kept in features.npz
+    knn_flag: bool = False  # measured: the kNN distance says "another county" (bench_recipes.py)
+    canopy_quantile: float = 0.98
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -63,9 +65,13 @@ def view_images(x: np.ndarray, view: str, seed: int = 0) -> np.ndarray:
 
     if view == "clean":
         return x
+    if view == "rot90":
+        return np.ascontiguousarray(np.rot90(x, 1, axes=(1, 2)))
+    if view == "flip":
+        return np.ascontiguousarray(x[:, :, ::-1])
     if view.startswith("res"):
         return degrade_resolution(x, float(view[3:]))
-    raise InputError(f"unknown training view {view!r}; use clean or resN")
+    raise InputError(f"unknown training view {view!r}; use clean, rot90, flip or resN")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -127,8 +133,16 @@ def features_npz(feats: np.ndarray, y: np.ndarray, views: np.ndarray, sha: np.nd
 
 
 def landuse_meta(recipe: LinearRecipe, threshold: float, tags: Sequence[str], sha: Sequence[str],
-                 **extra: Any) -> dict[str, Any]:
-    """The ``landuse_model.json`` content."""
+                 canopy_threshold: float | None = None, **extra: Any) -> dict[str, Any]:
+    """The ``landuse_model.json`` content (``threshold``: the kNN distance threshold)."""
+    parts = []
+    if threshold is not None:
+        parts.append(f"mean cosine distance to the {recipe.knn_k} nearest training-plot features above "
+                     f"{threshold:.4g} (the {recipe.unknown_quantile:.0%} quantile of held-out training plots)")
+    if canopy_threshold is not None:
+        parts.append(f"green textured (tree canopy) pixels on more than {canopy_threshold:.3g} of a plot "
+                     f"more than {CANOPY_GREEN_MIN:.0%} green (the {recipe.canopy_quantile:.0%} quantile of the "
+                     "training plots' canopy share)")
     return {
         "schema": 1,
         "gsd_m": recipe.gsd_m,
@@ -137,14 +151,15 @@ def landuse_meta(recipe: LinearRecipe, threshold: float, tags: Sequence[str], sh
         "unknown": {
             "method": "features",
             "k": recipe.knn_k,
-            "threshold": threshold,
+            "threshold": 1.0,
+            "knn_threshold": threshold,
+            "canopy_threshold": canopy_threshold,
+            "canopy_green_min": CANOPY_GREEN_MIN,
             "quantile": recipe.unknown_quantile,
             "reference": FEATURES_FILE,
-            "description": (
-                f"features: mean cosine distance to the {recipe.knn_k} nearest training-plot features "
-                f"(clean + resolution-degraded views); threshold {threshold:.4g} = the "
-                f"{recipe.unknown_quantile:.0%} quantile of held-out training plots' scores"
-            ),
+            "description": ("model statistics: " + "; or ".join(parts)
+                            + "; score = the larger evidence / its threshold, unknown above 1"
+                            + "; plus open water by NDWI where the imagery has a NIR band"),
         },
         "recipe": {k: v for k, v in asdict(recipe).items() if k != "extra"},
         "training_images_sha256": sorted(set(sha)),
@@ -164,7 +179,7 @@ class AdaptResult:
     base: str
     added: dict[str, int]
     new_weight: float
-    threshold: float
+    threshold: float | None  # canopy threshold of the adapted model
     seconds: float
     heldout_flagged: float
     report: dict[str, Any] = field(default_factory=dict)
@@ -190,8 +205,8 @@ def adapt_model(
     plus the labelled chips of ``dataset_dir`` (tag-per-folder; new tags allowed).
 
     Each new chip counts ``label_weight`` times a base training view (default: so the new labels
-    weigh as much in total as the base data, capped at 20x a base plot). Chips are used clean and
-    at 2 m and 4 m. ``unknown`` / ``skip`` folders are not tags.
+    weigh as much in total as the base data, capped at 20x a base plot). Chips are used as given,
+    rotated 90 degrees and flipped. ``unknown`` / ``skip`` folders are not tags.
     """
     from landuse import __version__
     from landuse.classify.base import load_classifier, sha256_file
@@ -220,7 +235,7 @@ def adapt_model(
     x = np.stack([load_image(p, base.input_size) for p, _ in ds.items])
     y_new = np.array([tags.index(t) for _, t in ds.items], np.int64)
     sha_new = np.array([sha256_file(p) for p, _ in ds.items])
-    new_views = ("clean", "res2", "res4")
+    new_views = ("clean", "rot90", "flip")
     feats_new = {}
     for v in new_views:
         _, f = base._run(view_images(x, v), with_features=True)
@@ -249,14 +264,21 @@ def adapt_model(
         per_view[str(v)] = feats[views_all == v]
     y_clean = y[views_all == "clean"]
     ref_views = [v for v in per_view if len(per_view[v]) == len(y_clean)]
-    thr, oof = calibrate_threshold(per_view, y_clean, recipe, ref_views)
+    knn_thr, oof = calibrate_threshold(per_view, y_clean, recipe, ref_views)
+    thr = knn_thr if recipe.knn_flag else None
+    # tree canopy: the labels may show that canopy is one of the tags now (e.g. Forested)
+    base_canopy = base_meta.get("unknown", {}).get("canopy_threshold")
+    canopy_new = canopy_evidence(x, CANOPY_GREEN_MIN)
+    canopy_thr = (max(float(base_canopy), float(canopy_new.max()) + 1e-3)
+                  if base_canopy is not None else None)
+    flagged = (oof > knn_thr) if recipe.knn_flag else np.zeros(len(oof), bool)
     say(f"head refitted on {len(yb)} base + {len(yn)} new views (weight {label_weight:g}); "
-        f"unknown threshold {thr:.4g}")
+        f"canopy threshold {canopy_thr}")
 
     work = Path(tempfile.mkdtemp(prefix="landuse-adapt-"))
     try:
         onnx_file = replace_head(Path(base._src.model_name), work / "model.onnx", head, tags)
-        sha_all = np.concatenate([stored["sha256"], np.repeat(sha_new, len(new_views))])
+        sha_all = np.concatenate([stored["sha256"], np.tile(sha_new, len(new_views))])
         (work / FEATURES_FILE).write_bytes(features_npz(feats, y, views_all, sha_all, tags, w))
         runs = _runs_of(Path(dataset_dir))
         added = {t: int((y_new == i).sum()) for i, t in enumerate(tags) if (y_new == i).any()}
@@ -266,7 +288,7 @@ def adapt_model(
             "labels_added": {"dataset": str(Path(dataset_dir).resolve()), "counts": added,
                              "weight": label_weight, "runs": runs},
         }
-        meta = landuse_meta(recipe, thr, tags, sha_all.tolist(), **provenance_extra,
+        meta = landuse_meta(recipe, thr, tags, sha_all.tolist(), canopy_thr, **provenance_extra,
                             base_training=base_meta.get("training", {}))
         (work / LANDUSE_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         provenance = {
@@ -285,8 +307,8 @@ def adapt_model(
         work.rmdir()
     secs = time.perf_counter() - t0
     say(f"adapted model written to {out_dir} in {secs:.1f} s")
-    return AdaptResult(out_dir, tags, str(base.model_id), added, label_weight, thr, round(secs, 2),
-                       float((oof > thr).mean()))
+    return AdaptResult(out_dir, tags, str(base.model_id), added, label_weight, canopy_thr, round(secs, 2),
+                       float(flagged.mean()))
 
 
 def _runs_of(dataset: Path) -> list[str]:
@@ -353,14 +375,20 @@ def build_linear_model(
         fy = np.tile(y, len(recipe.views))
         head = fit_head(fx, fy, len(tags), l2=recipe.l2)
         stored = [v for v in recipe.stored_views if v in feats]
-        thr, oof = calibrate_threshold(feats, y, recipe, stored)
-        say(f"head fitted; unknown threshold {thr:.4g} ({(oof > thr).mean():.1%} of held-out plots flagged)")
+        knn_thr, oof = calibrate_threshold(feats, y, recipe, stored)
+        canopy = canopy_share(x)  # the threshold: the quantile of the canopy share itself
+        canopy_thr = float(np.quantile(canopy, recipe.canopy_quantile))
+        thr = knn_thr if recipe.knn_flag else None
+        flagged = (canopy_evidence(x) > canopy_thr) | ((oof > knn_thr) if recipe.knn_flag else False)
+        say(f"head fitted; canopy threshold {canopy_thr:.3g}, kNN {knn_thr:.4g} "
+            f"({'used' if recipe.knn_flag else 'not used'}); {flagged.mean():.1%} of training plots flagged")
         final = replace_head(graph, work / "model.onnx", head, tags)
         views = np.repeat(np.array(stored), len(y))
         (work / FEATURES_FILE).write_bytes(features_npz(
             np.concatenate([feats[v] for v in stored]), np.tile(y, len(stored)), views,
             np.tile(sha, len(stored)), tags))
-        meta = landuse_meta(recipe, thr, tags, sha.tolist(),
+        meta = landuse_meta(recipe, thr, tags, sha.tolist(), canopy_thr,
+                            knn_heldout_quantiles={str(q): float(np.quantile(oof, q)) for q in (0.9, 0.95, 0.98, 0.99, 1.0)},
                             training={"dataset": str(dataset_dir), "counts": {t: int((y == i).sum()) for i, t in enumerate(tags)}})
         (work / LANDUSE_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         provenance = {
@@ -379,7 +407,8 @@ def build_linear_model(
         }
         write_export(out_dir, final, tags, 224, provenance, overwrite,
                      extra_files={FEATURES_FILE: work / FEATURES_FILE, LANDUSE_FILE: work / LANDUSE_FILE})
-        return {"out": str(out_dir), "threshold": thr, "heldout_flagged": float((oof > thr).mean()),
+        return {"out": str(out_dir), "threshold": thr, "canopy_threshold": canopy_thr,
+                "heldout_flagged": float(flagged.mean()), "knn_threshold": knn_thr,
                 "seconds": round(time.perf_counter() - t0, 1), "n": len(y), "head": head,
                 "fp32_path": None}
     finally:
