@@ -2,17 +2,26 @@
 
 A run (one period) is read from its run directory (``grid.json``, ``manifest.json``,
 ``plots.parquet``) into arrays on the plot grid. Two runs are comparable only when their grids are
-equal. Per plot the comparison gives ``from``, ``to``, both winning probabilities and a status:
+equal, and are compared in time order (``allow_reverse`` for a deliberate backwards comparison).
+A plot is *compared* when it is classified (or flagged ``unknown``) in both periods; every compared
+plot has exactly one status:
 
 * ``unchanged`` — same class in both periods;
-* ``changed`` — different classes and both winning probabilities >= ``min_confidence``;
-* ``uncertain`` — different classes but at least one period below ``min_confidence``.
+* ``changed`` — different classes and both winning probabilities >= ``min_confidence``
+  (a *confident* change);
+* ``uncertain`` — different classes but at least one period below ``min_confidence``: kept apart,
+  with its own hectares by transition, never counted as persistence nor as change;
+* ``unknown`` — the plot is ``unknown`` (out of every class) in either period: its own row.
 
-Statistics are computed on the **gated** transition matrix: an uncertain plot counts as persistence
-of its period-A class (a change counts only when it is confident). The raw matrix (labels as
-classified) is kept in the summary too. Areas: a plot weighs ``plot_area_ha * min(valid_a,
-valid_b)`` hectares — the ground observed in both periods, so partial edge plots count by their
-valid fraction.
+So ``compared = unchanged + changed + uncertain + unknown``, in plots and in hectares.
+
+**Area rule** (one rule for every table): a compared plot weighs ``plot_area_ha * min(valid_a,
+valid_b)`` hectares, the ground observed in both periods. Class areas of each period sum the
+compared plots known in both periods by that period's class as classified, so for every period
+``sum(class areas) + unknown = compared``; per class ``area_b - area_a = net (confident) + net
+(uncertain)``. The confident matrix holds unchanged plots on its diagonal and confident changes
+off it; the uncertain matrix holds the uncertain plots by (from, to); their sum is the matrix as
+classified.
 """
 
 from __future__ import annotations
@@ -25,17 +34,20 @@ from pathlib import Path
 
 import numpy as np
 
-from landuse.errors import GridMismatchError, InputError, RunStoreError
+from landuse import defaults
+from landuse.errors import InputError, RunStoreError
 from landuse.grid import PlotGrid
 from landuse.store import read_finished_run
 
 log = logging.getLogger(__name__)
 
-STATUS_CODES = {"unchanged": 0, "changed": 1, "uncertain": 2}
+STATUS_CODES = {"unchanged": 0, "changed": 1, "uncertain": 2, "unknown": 3}
+UNKNOWN_CLASS = -2  # from_cls / to_cls of the period where a plot is unknown
+UNKNOWN = "unknown"
 NOT_COMPARED = -1
-DEFAULT_MIN_CONFIDENCE = 0.6
-DEFAULT_HOTSPOT_BLOCK = 5
-DEVELOPED = "Developed"
+DEFAULT_MIN_CONFIDENCE = defaults.MIN_CONFIDENCE
+DEFAULT_HOTSPOT_BLOCK = defaults.HOTSPOT_BLOCK
+DEVELOPED = defaults.DEVELOPED_TAG
 
 
 @dataclass
@@ -51,6 +63,17 @@ class Run:
     probs: np.ndarray  # float32 (C, H, W) per-class probabilities; NaN where not classified
     valid: np.ndarray  # float32 (H, W) valid fraction; 0 where not read
     manifest: dict = field(default_factory=dict)
+    unknown: np.ndarray | None = None  # bool (H, W): status ``unknown`` (out of every class)
+
+    def __post_init__(self) -> None:
+        if self.unknown is None:
+            self.unknown = np.zeros(self.classes.shape, dtype=bool)
+
+    @property
+    def unknown_mask(self) -> np.ndarray:
+        """bool (H, W): plots flagged ``unknown`` in this period."""
+        assert self.unknown is not None
+        return self.unknown
 
     @property
     def year(self) -> float | None:
@@ -84,7 +107,9 @@ def load_run(path: str | Path) -> Run:
     path, grid, manifest, labels = meta.path, meta.grid, meta.manifest, meta.labels
     prob_cols = [f"prob_{t}" for t in labels]
     try:
-        table = pq.read_table(path / "plots.parquet", columns=["row", "col", "class_index", "valid_fraction", *prob_cols])
+        names = set(pq.read_schema(path / "plots.parquet").names)
+        extra = ["status"] if "status" in names else []
+        table = pq.read_table(path / "plots.parquet", columns=["row", "col", "class_index", "valid_fraction", *prob_cols, *extra])
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types
         raise RunStoreError(f"cannot read {path / 'plots.parquet'} ({exc}); rerun the classification with --overwrite") from None
     rows = table.column("row").to_numpy().astype(np.int64)
@@ -100,10 +125,14 @@ def load_run(path: str | Path) -> Run:
     valid[rows, cols] = table.column("valid_fraction").fill_null(0.0).to_numpy().astype(np.float32)
     for i, c in enumerate(prob_cols):
         probs[i, rows, cols] = table.column(c).to_numpy(zero_copy_only=False).astype(np.float32)
-    probs[:, classes < 0] = np.nan
+    unknown = np.zeros((h, w), dtype=bool)
+    if "status" in table.column_names:
+        unknown[rows, cols] = np.asarray(table.column("status").fill_null("").to_numpy(zero_copy_only=False)) == UNKNOWN
+        classes[unknown] = -1  # the contract: class_index is null for an unknown plot
+    probs[:, (classes < 0) & ~unknown] = np.nan
     with np.errstate(invalid="ignore"):
         prob = np.where(classes >= 0, np.nanmax(np.where(classes >= 0, probs, -1.0), axis=0), np.nan).astype(np.float32)
-    return Run(path, grid, labels, meta.period, classes, prob, probs, valid, manifest)
+    return Run(path, grid, labels, meta.period, classes, prob, probs, valid, manifest, unknown)
 
 
 def plurality_filter(classes: np.ndarray, n_classes: int) -> np.ndarray:
@@ -137,14 +166,16 @@ class Comparison:
     labels: list[str]
     min_confidence: float
     smoothed: bool
-    from_cls: np.ndarray  # int16 (H, W), -1 where not compared
+    from_cls: np.ndarray  # int16 (H, W): class in A, UNKNOWN_CLASS where unknown, -1 where not compared
     to_cls: np.ndarray
     status: np.ndarray  # int8 (H, W): STATUS_CODES, -1 not compared
     area_ha: np.ndarray  # float64 (H, W): hectares each compared plot weighs
-    matrix_plots: np.ndarray  # (C, C) gated
-    matrix_ha: np.ndarray  # (C, C) gated
-    matrix_raw_plots: np.ndarray  # (C, C) as classified
+    matrix_plots: np.ndarray  # (C, C) confident: unchanged on the diagonal, confident changes off it
+    matrix_ha: np.ndarray  # (C, C) confident
+    matrix_raw_plots: np.ndarray  # (C, C) as classified (confident + uncertain)
     warnings: list[str]
+    matrix_uncertain_plots: np.ndarray | None = None  # (C, C) uncertain plots by (from, to)
+    matrix_uncertain_ha: np.ndarray | None = None
 
     @property
     def grid(self) -> PlotGrid:
@@ -165,9 +196,35 @@ class Comparison:
         lowered = [t.lower() for t in self.labels]
         return lowered.index(tag.lower()) if tag.lower() in lowered else None
 
+    def label_of(self, index: int) -> str:
+        """Tag of a class index of ``from_cls`` / ``to_cls`` (``unknown`` for UNKNOWN_CLASS)."""
+        return UNKNOWN if index == UNKNOWN_CLASS else self.labels[index]
+
     def summary(self, hotspot_block: int = DEFAULT_HOTSPOT_BLOCK, developed_tag: str = DEVELOPED) -> dict:
         """Counts, areas, matrices, gains / losses, rates, urbanization and hotspots as a dict."""
         return summarize(self, hotspot_block=hotspot_block, developed_tag=developed_tag)
+
+
+def check_order(run_a: Run, run_b: Run, allow_reverse: bool = False) -> str | None:
+    """Refuse B earlier than A or two runs of one period (unless ``allow_reverse``); return a
+    warning when the order cannot be told from the periods / dates."""
+    same = run_a.period == run_b.period
+    ya, yb = run_a.year, run_b.year
+    if same or (ya is not None and yb is not None and ya == yb):
+        raise InputError(
+            f"runs {run_a.path} and {run_b.path} are both of period {run_a.period!r}"
+            + ("" if same else f" / {run_b.period!r}")
+            + "; compare runs of two periods (classify with --period YEAR), not the same one twice"
+        )
+    if ya is not None and yb is not None:
+        if yb < ya and not allow_reverse:
+            raise InputError(
+                f"run B {run_b.path} (period {run_b.period}) is earlier than run A {run_a.path} (period {run_a.period}); "
+                f"give the earlier run first (`landuse change {run_b.path} {run_a.path}`) or pass --allow-reverse "
+                "(allow_reverse=True) for a deliberate backwards comparison"
+            )
+        return None
+    return f"cannot tell the order of periods {run_a.period!r} and {run_b.period!r} (no year in them); compared as given, A -> B"
 
 
 def compare(
@@ -175,20 +232,25 @@ def compare(
     run_b: Run,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     smooth: bool = False,
+    allow_reverse: bool = False,
 ) -> Comparison:
-    """Compare two runs on one grid (see the module docstring for the rules)."""
+    """Compare two runs on one grid, A then B (see the module docstring for the rules)."""
     if not 0.0 <= min_confidence <= 1.0:
         raise InputError(f"--min-confidence must be within 0..1, got {min_confidence}")
-    try:
-        run_a.grid.require_equal(run_b.grid, what=f"runs {run_a.path} and {run_b.path}")
-    except GridMismatchError:
-        raise
+    run_a.grid.require_equal(run_b.grid, what=f"runs {run_a.path} and {run_b.path}")
     if run_a.labels != run_b.labels:
         raise InputError(
             f"runs {run_a.path} and {run_b.path} have different tags ({run_a.labels} vs {run_b.labels}); "
             "classify both periods with models of the same tags"
         )
     warnings: list[str] = []
+    order = check_order(run_a, run_b, allow_reverse)
+    if order:
+        warnings.append(order)
+        log.warning(order)
+    ya, yb = run_a.year, run_b.year
+    if ya is not None and yb is not None and yb < ya:
+        warnings.append(f"backwards comparison (--allow-reverse): {run_a.period} -> {run_b.period} runs against time")
     if run_a.model_key != run_b.model_key:
         msg = f"the two runs were classified by different models ({run_a.model_key[:12] or '?'} vs {run_b.model_key[:12] or '?'}); differences may come from the models, not the ground"
         warnings.append(msg)
@@ -196,7 +258,10 @@ def compare(
     n = len(run_a.labels)
     a = plurality_filter(run_a.classes, n) if smooth else run_a.classes
     b = plurality_filter(run_b.classes, n) if smooth else run_b.classes
-    both = (a >= 0) & (b >= 0)
+    unk_a, unk_b = run_a.unknown_mask, run_b.unknown_mask
+    compared = ((a >= 0) | unk_a) & ((b >= 0) | unk_b)
+    unknown = compared & (unk_a | unk_b)
+    both = compared & ~unknown
     # winning probabilities of the (possibly smoothed) classes
     pa = _prob_of(run_a.probs, a)
     pb = _prob_of(run_b.probs, b)
@@ -206,18 +271,22 @@ def compare(
     status[both & (a == b)] = STATUS_CODES["unchanged"]
     status[diff & confident] = STATUS_CODES["changed"]
     status[diff & ~confident] = STATUS_CODES["uncertain"]
-    area = np.where(both, run_a.grid.plot_area_ha * np.minimum(run_a.valid, run_b.valid), 0.0).astype(np.float64)
-    from_cls = np.where(both, a, -1).astype(np.int16)
-    to_cls = np.where(both, b, -1).astype(np.int16)
-    gated_to = np.where(status == STATUS_CODES["uncertain"], from_cls, to_cls)
+    status[unknown] = STATUS_CODES["unknown"]
+    area = np.where(compared, run_a.grid.plot_area_ha * np.minimum(run_a.valid, run_b.valid), 0.0).astype(np.float64)
+    from_cls = np.where(compared, np.where(unk_a, UNKNOWN_CLASS, a), -1).astype(np.int16)
+    to_cls = np.where(compared, np.where(unk_b, UNKNOWN_CLASS, b), -1).astype(np.int16)
+    unc = status == STATUS_CODES["uncertain"]
+    sure = both & ~unc
     m_plots = np.zeros((n, n), dtype=np.int64)
     m_ha = np.zeros((n, n), dtype=np.float64)
-    m_raw = np.zeros((n, n), dtype=np.int64)
-    fa, tb, tg, ar = from_cls[both], to_cls[both], gated_to[both], area[both]
-    np.add.at(m_plots, (fa, tg), 1)
-    np.add.at(m_ha, (fa, tg), ar)
-    np.add.at(m_raw, (fa, tb), 1)
-    return Comparison(run_a, run_b, list(run_a.labels), min_confidence, smooth, from_cls, to_cls, status, area, m_plots, m_ha, m_raw, warnings)
+    u_plots = np.zeros((n, n), dtype=np.int64)
+    u_ha = np.zeros((n, n), dtype=np.float64)
+    np.add.at(m_plots, (from_cls[sure], to_cls[sure]), 1)
+    np.add.at(m_ha, (from_cls[sure], to_cls[sure]), area[sure])
+    np.add.at(u_plots, (from_cls[unc], to_cls[unc]), 1)
+    np.add.at(u_ha, (from_cls[unc], to_cls[unc]), area[unc])
+    return Comparison(run_a, run_b, list(run_a.labels), min_confidence, smooth, from_cls, to_cls, status, area,
+                      m_plots, m_ha, m_plots + u_plots, warnings, u_plots, u_ha)
 
 
 def _prob_of(probs: np.ndarray, cls: np.ndarray) -> np.ndarray:
@@ -226,22 +295,30 @@ def _prob_of(probs: np.ndarray, cls: np.ndarray) -> np.ndarray:
     return np.where(cls >= 0, np.nan_to_num(p, nan=0.0), np.nan).astype(np.float32)
 
 
-def class_stats(matrix_ha: np.ndarray, labels: list[str]) -> dict:
-    """Per class persistence, gross gain, gross loss, net change and swap (hectares) of a matrix."""
+def class_stats(matrix_ha: np.ndarray, labels: list[str], uncertain_ha: np.ndarray | None = None) -> dict:
+    """Per class: areas (as classified: confident + uncertain), persistence, confident gross gain /
+    loss / net / swap, and the uncertain gain / loss / net (hectares)."""
     m = np.asarray(matrix_ha, dtype=np.float64)
+    u = np.zeros_like(m) if uncertain_ha is None else np.asarray(uncertain_ha, dtype=np.float64)
+    raw = m + u
     diag = np.diag(m)
     gain = m.sum(axis=0) - diag
     loss = m.sum(axis=1) - diag
+    u_gain = u.sum(axis=0) - np.diag(u)
+    u_loss = u.sum(axis=1) - np.diag(u)
     out = {}
     for i, t in enumerate(labels):
         out[t] = {
-            "area_a": float(m[i].sum()),
-            "area_b": float(m[:, i].sum()),
+            "area_a": float(raw[i].sum()),
+            "area_b": float(raw[:, i].sum()),
             "persistence": float(diag[i]),
             "gain": float(gain[i]),
             "loss": float(loss[i]),
             "net": float(gain[i] - loss[i]),
             "swap": float(2 * min(gain[i], loss[i])),
+            "uncertain_gain": float(u_gain[i]),
+            "uncertain_loss": float(u_loss[i]),
+            "uncertain_net": float(u_gain[i] - u_loss[i]),
         }
     return out
 
@@ -295,43 +372,75 @@ def hotspots(comp: Comparison, block: int = DEFAULT_HOTSPOT_BLOCK, developed_tag
     return out
 
 
+AREA_RULE = (
+    "a compared plot weighs plot_area_ha * min(valid_a, valid_b); class areas of each period sum the compared plots "
+    "known in both periods by that period's class as classified, so sum(class areas) + unknown = compared and "
+    "area_b - area_a = net (confident) + net (uncertain); uncertain plots are neither persistence nor change"
+)
+
+
 def summarize(comp: Comparison, hotspot_block: int = DEFAULT_HOTSPOT_BLOCK, developed_tag: str = DEVELOPED) -> dict:
-    """Everything ``summary.json`` holds."""
+    """Everything ``summary.json`` holds (see the module docstring for the area rule)."""
     labels = comp.labels
     plot_ha = comp.grid.plot_area_ha
+    assert comp.matrix_uncertain_ha is not None and comp.matrix_uncertain_plots is not None
+    m_ha, m_plots = comp.matrix_ha, comp.matrix_plots
+    u_ha, u_plots = comp.matrix_uncertain_ha, comp.matrix_uncertain_plots
 
     def _count(mask: np.ndarray) -> dict:
         return {"plots": int(mask.sum()), "hectares": float(comp.area_ha[mask].sum())}
 
-    classified_a = comp.run_a.classes >= 0
-    classified_b = comp.run_b.classes >= 0
-    excluded = (classified_a | classified_b) & ~comp.compared
-    excluded_ha = float(
-        (plot_ha * np.where(classified_a, comp.run_a.valid, comp.run_b.valid))[excluded].sum()
-    )
-    stats = class_stats(comp.matrix_ha, labels)
+    seen_a = (comp.run_a.classes >= 0) | comp.run_a.unknown_mask
+    seen_b = (comp.run_b.classes >= 0) | comp.run_b.unknown_mask
+    excluded = (seen_a | seen_b) & ~comp.compared
+    excluded_ha = float((plot_ha * np.where(seen_a, comp.run_a.valid, comp.run_b.valid))[excluded].sum())
+    stats = class_stats(m_ha, labels, u_ha)
     years = comp.years
     compared_ha = float(comp.area_ha[comp.compared].sum())
     for t in labels:
-        s = stats[t]
-        s.update(annual_rates(s["area_a"], s["area_b"], years))
+        st = stats[t]
+        st.update(annual_rates(st["area_a"], st["area_b"], years))
         for k in ("persistence", "gain", "loss", "net", "swap"):
-            s[f"{k}_share"] = s[k] / compared_ha if compared_ha else None
+            st[f"{k}_share"] = st[k] / compared_ha if compared_ha else None
+
+    def _transitions(mp: np.ndarray, mh: np.ndarray) -> list[dict]:
+        return [
+            {"from": labels[i], "to": labels[j], "plots": int(mp[i, j]), "hectares": float(mh[i, j])}
+            for i in range(len(labels)) for j in range(len(labels)) if i != j and mp[i, j]
+        ]
+
+    unknown_mask = comp.status == STATUS_CODES["unknown"]
+    unk_a = unknown_mask & (comp.from_cls == UNKNOWN_CLASS)
+    unk_b = unknown_mask & (comp.to_cls == UNKNOWN_CLASS)
+    unknown = _count(unknown_mask)
+    unknown.update({"in_a_plots": int(unk_a.sum()), "in_b_plots": int(unk_b.sum()), "in_both_plots": int((unk_a & unk_b).sum())})
+
     dev = comp.developed_index(developed_tag)
-    urban: dict = {"tag": labels[dev] if dev is not None else None, "total_ha": 0.0, "total_plots": 0, "by_source_ha": {}, "by_source_plots": {}, "per_year_ha": None}
+    urban: dict = {
+        "tag": labels[dev] if dev is not None else None, "total_ha": 0.0, "total_plots": 0, "by_source_ha": {},
+        "by_source_plots": {}, "per_year_ha": None, "uncertain_ha": 0.0, "uncertain_plots": 0,
+        "uncertain_by_source_ha": {}, "uncertain_by_source_plots": {}, "upper_bound_ha": 0.0, "upper_bound_plots": 0,
+        "upper_bound_per_year_ha": None,
+        "rule": "total_ha: confident changes to the tag; upper_bound_ha: with the uncertain ones too; unknown plots are in neither",
+    }
     if dev is not None:
         for i, t in enumerate(labels):
             if i != dev:
-                urban["by_source_ha"][t] = float(comp.matrix_ha[i, dev])
-                urban["by_source_plots"][t] = int(comp.matrix_plots[i, dev])
+                urban["by_source_ha"][t] = float(m_ha[i, dev])
+                urban["by_source_plots"][t] = int(m_plots[i, dev])
+                urban["uncertain_by_source_ha"][t] = float(u_ha[i, dev])
+                urban["uncertain_by_source_plots"][t] = int(u_plots[i, dev])
         urban["total_ha"] = float(sum(urban["by_source_ha"].values()))
         urban["total_plots"] = int(sum(urban["by_source_plots"].values()))
+        urban["uncertain_ha"] = float(sum(urban["uncertain_by_source_ha"].values()))
+        urban["uncertain_plots"] = int(sum(urban["uncertain_by_source_plots"].values()))
+        urban["upper_bound_ha"] = urban["total_ha"] + urban["uncertain_ha"]
+        urban["upper_bound_plots"] = urban["total_plots"] + urban["uncertain_plots"]
         urban["per_year_ha"] = urban["total_ha"] / years if years else None
-
-    def _area_by_class(run: Run) -> dict:
-        return {t: float(plot_ha * run.valid[run.classes == i].sum()) for i, t in enumerate(labels)}
+        urban["upper_bound_per_year_ha"] = urban["upper_bound_ha"] / years if years else None
 
     return {
+        "version": 2,
         "labels": labels,
         "periods": [comp.run_a.period, comp.run_b.period],
         "runs": [str(comp.run_a.path), str(comp.run_b.path)],
@@ -340,27 +449,68 @@ def summarize(comp: Comparison, hotspot_block: int = DEFAULT_HOTSPOT_BLOCK, deve
         "plot_area_ha": plot_ha,
         "min_confidence": comp.min_confidence,
         "smoothed": comp.smoothed,
-        "area_rule": "plot_area_ha * min(valid_a, valid_b); uncertain plots count as persistence of their period-A class",
+        "area_rule": AREA_RULE,
         "compared": _count(comp.compared),
+        "unchanged": _count(comp.status == STATUS_CODES["unchanged"]),
         "changed": _count(comp.status == STATUS_CODES["changed"]),
         "uncertain": _count(comp.status == STATUS_CODES["uncertain"]),
-        "unchanged": _count(comp.status == STATUS_CODES["unchanged"]),
+        "unknown": unknown,
         "excluded": {"plots": int(excluded.sum()), "hectares": excluded_ha},
-        "area_by_class_ha": {comp.run_a.period: _area_by_class(comp.run_a), comp.run_b.period: _area_by_class(comp.run_b)},
-        "matrix_plots": comp.matrix_plots.tolist(),
-        "matrix_hectares": comp.matrix_ha.tolist(),
+        "area_by_class_ha": {comp.run_a.period: {t: stats[t]["area_a"] for t in labels},
+                             comp.run_b.period: {t: stats[t]["area_b"] for t in labels}},
+        "matrix_plots": m_plots.tolist(),
+        "matrix_hectares": m_ha.tolist(),
+        "matrix_uncertain_plots": u_plots.tolist(),
+        "matrix_uncertain_hectares": u_ha.tolist(),
         "matrix_raw_plots": comp.matrix_raw_plots.tolist(),
         "classes": stats,
         "gain_ha": {t: stats[t]["gain"] for t in labels},
         "loss_ha": {t: stats[t]["loss"] for t in labels},
         "net_ha": {t: stats[t]["net"] for t in labels},
+        "uncertain_net_ha": {t: stats[t]["uncertain_net"] for t in labels},
         "total_change_ha": float(sum(stats[t]["gain"] for t in labels)),
+        "transitions": _transitions(m_plots, m_ha),
+        "uncertain_transitions": _transitions(u_plots, u_ha),
         "urbanization": urban,
         "hotspot_block_plots": hotspot_block,
         "hotspots": hotspots(comp, hotspot_block, developed_tag),
         "models": [comp.run_a.manifest.get("model"), comp.run_b.manifest.get("model")],
         "warnings": list(comp.warnings),
     }
+
+
+def fmt_ha(v: float | None, sign: bool = False) -> str:
+    """Hectares as every view prints them: one decimal, thousands separated (``1,234.5``)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:+,.1f}" if sign else f"{v:,.1f}"
+
+
+def summary_rows(s: dict) -> list[tuple[str, int, float]]:
+    """The status rows of a change summary as (name, plots, hectares), in the order every view
+    prints them: unchanged, changed (confident), uncertain, unknown, then compared (their sum)."""
+    names = ("unchanged", "changed", "uncertain", "unknown", "compared")
+    return [(k, int((s.get(k) or {}).get("plots", 0)), float((s.get(k) or {}).get("hectares", 0.0))) for k in names]
+
+
+def describe(s: dict) -> str:
+    """The change summary in a few lines (the CLI prints this; summary.md and the map panel show
+    the same numbers, one decimal)."""
+    a, b = s["periods"]
+    rows = {k: (n, ha) for k, n, ha in summary_rows(s)}
+    n, ha = rows["compared"]
+    parts = " + ".join(f"{k if k != 'changed' else 'changed (confident)'} {rows[k][0]:,} ({fmt_ha(rows[k][1])} ha)"
+                       for k in ("unchanged", "changed", "uncertain", "unknown"))
+    lines = [f"{a} -> {b}: compared {n:,} plots ({fmt_ha(ha)} ha) = {parts}; excluded {s['excluded']['plots']:,}"]
+    u = s["urbanization"]
+    if u["tag"]:
+        src = ", ".join(f"{t} -> {u['tag']} {fmt_ha(v)} ha" for t, v in u["by_source_ha"].items())
+        rate = f"; {fmt_ha(u['per_year_ha'])} ha/year" if u["per_year_ha"] is not None else ""
+        lines.append(f"urbanization: {fmt_ha(u['total_ha'])} ha confident ({src}){rate}; "
+                     f"up to {fmt_ha(u['upper_bound_ha'])} ha with {u['uncertain_plots']:,} uncertain plots")
+    for w in s["warnings"]:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
 
 
 def series_pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
@@ -371,3 +521,22 @@ def series_pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
     if len(runs) > 2:
         pairs.append((runs[0], runs[-1]))
     return pairs
+
+
+def series_intensity(comparisons: list[Comparison]) -> dict | None:
+    """Intensity analysis (Aldwaik & Pontius 2012) of consecutive comparisons (two or more
+    intervals) on their hectare matrices, as ``summary.json`` holds it; None (with a logged
+    reason) when the periods are not dated in increasing order."""
+    from landuse.assess.intensity import intensity_analysis
+
+    if len(comparisons) < 2:
+        return None
+    times = [comparisons[0].run_a.year] + [c.run_b.year for c in comparisons]
+    years = [float(t) for t in times if t is not None]
+    if len(years) != len(times) or any(b <= a for a, b in zip(years[:-1], years[1:], strict=True)):
+        log.warning("intensity analysis skipped: the periods %s are not dated in increasing order",
+                    [comparisons[0].run_a.period] + [c.run_b.period for c in comparisons])
+        return None
+    doc = intensity_analysis([c.matrix_ha for c in comparisons], years, comparisons[0].labels).to_dict()
+    doc["notes"].append("from each interval's confident matrix (unchanged plots and confident changes); uncertain and unknown plots are left out")
+    return doc

@@ -2,6 +2,11 @@
 
 Every user-facing failure is a :class:`LanduseError` whose message is one line that names the
 file or value at fault and the fix. The CLI prints it without a traceback and exits 1.
+
+As rasterio's errors do, the subclasses also derive from the matching builtin, so API users can
+write ``except ValueError`` (a bad value: :class:`InputError`, :class:`WorkflowError`,
+:class:`DatasetError`) or ``except OSError`` (files: :class:`OutputExistsError` is a
+``FileExistsError``, :class:`RunStoreError` an ``OSError``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ class LanduseError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
-class InputError(LanduseError):
+class InputError(LanduseError, ValueError):
     """A parameter or value given by the user is invalid."""
 
 
@@ -39,7 +44,7 @@ class ModelError(LanduseError):
     """A model cannot be loaded or does not fit its labels / inputs."""
 
 
-class DatasetError(LanduseError):
+class DatasetError(LanduseError, ValueError):
     """A labelled dataset (folder per tag) is missing, empty or unbalanced beyond use."""
 
 
@@ -47,13 +52,13 @@ class EndpointError(LanduseError):
     """A Custom Vision endpoint refused, failed or is misconfigured."""
 
 
-class OutputExistsError(LanduseError):
+class OutputExistsError(LanduseError, FileExistsError):
     """An output exists and --overwrite was not given."""
 
 
-class RunStoreError(LanduseError):
+class RunStoreError(LanduseError, OSError):
     """A run directory is inconsistent with the requested run (manifest differs, corrupt part)."""
 
 
-class WorkflowError(LanduseError):
+class WorkflowError(LanduseError, ValueError):
     """A workflow file is invalid."""

@@ -5,7 +5,7 @@ A :class:`PlotGrid` is a projected CRS, an affine transform whose pixel size is 
 so plot ``(row, col)`` covers the same ground in every period, run and county of that CRS, and its
 id (``EPSG:32614/224/r/c`` with ``r``/``c`` counted from the CRS origin) is stable.
 
-This module imports nothing of the package but :mod:`landuse.errors`.
+This module imports nothing of the package but :mod:`landuse.errors` and :mod:`landuse.defaults`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
+from landuse.defaults import PLOT_SIZE_M
 from landuse.errors import AOIError, GridError, GridMismatchError, RasterError
 
-DEFAULT_PLOT_SIZE_M = 224.0
+DEFAULT_PLOT_SIZE_M = PLOT_SIZE_M
 GRID_JSON_VERSION = 1
 # Automatic UTM grids refuse footprints wider than this (a UTM zone is 6 degrees wide).
 MAX_AUTO_UTM_SPAN_DEG = 12.0

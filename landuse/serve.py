@@ -27,7 +27,6 @@ FastAPI and uvicorn (the ``serve`` extra) are imported inside the functions.
 import datetime as dt
 import hashlib
 import hmac
-import importlib
 import io
 import ipaddress
 import json
@@ -44,7 +43,7 @@ from urllib.parse import unquote
 import numpy as np
 
 from landuse.classify.base import Classifier
-from landuse.errors import InputError, ModelError
+from landuse.errors import InputError
 
 ENV_SERVE_KEY = "LANDUSE_SERVE_KEY"
 ENV_SERVE_CONFIG = "LANDUSE_SERVE_CONFIG"
@@ -102,15 +101,7 @@ def resolve_key(config_path: str | Path | None = None) -> tuple[str, bool]:
 
 
 def load_served_model(spec: str | None) -> Classifier:
-    """``None``/``default``, an export folder/zip or ``.onnx`` (via ``load_classifier``), or
-    ``py:module:factory`` (a callable returning any Classifier)."""
-    if spec and spec.startswith("py:"):
-        try:
-            module, _, attr = spec[3:].partition(":")
-            factory = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ModelError(f"cannot import classifier factory {spec!r} ({exc}); use py:package.module:callable") from None
-        return factory()
+    """The model to serve (the model-spec grammar of :func:`landuse.classify.base.load_classifier`)."""
     from landuse.classify.base import load_classifier
 
     return load_classifier(spec)

@@ -5,7 +5,8 @@ Layout of ``RUN_DIR``::
     manifest.json      written first: toolkit version, grid, inputs, model, parameters, period
     grid.json          the plot grid (``PlotGrid.load`` reads it back)
     parts/<chunk>.parquet   one part per chunk of plots, each written atomically
-    plots.parquet, plots.geojson, classes.tif, probabilities.tif, summary.json   (finalised outputs)
+    plots.parquet, plots.geojson, plots.gpkg, classes.tif, probabilities.tif, summary.json   (finalised outputs)
+    classes.qml / .sld / .tif.aux.xml, plots.qml / .sld   (styles: palette and class names)
 
 A rerun with an equal manifest skips finished parts and computes the missing ones; a rerun with
 a different manifest is refused (naming the difference) unless ``overwrite`` is given.
@@ -32,7 +33,7 @@ from landuse.grid import Chunk, PlotGrid
 MANIFEST = "manifest.json"
 GRID = "grid.json"
 PARTS = "parts"
-OUTPUTS = ("plots.parquet", "plots.geojson", "classes.tif", "probabilities.tif", "summary.json")
+OUTPUTS = ("plots.parquet", "plots.geojson", "plots.gpkg", "classes.tif", "probabilities.tif", "summary.json")
 SUMMARY = "summary.json"
 # Manifest keys that describe the moment, not the run: never compared.
 VOLATILE_KEYS = frozenset({"created"})

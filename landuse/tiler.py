@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from landuse import __version__
+from landuse import __version__, defaults
 from landuse.errors import InputError, OutputExistsError
 from landuse.grid import PlotGrid
 from landuse.imagery import Scene
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIN_VALID = 0.9
+DEFAULT_MIN_VALID = defaults.MIN_VALID
 STATUS_OK = "ok"
 STATUS_NOT_CLASSIFIED = "not classified"
 # Custom Vision image size limits (bytes): training uploads and prediction requests.

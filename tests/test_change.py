@@ -28,8 +28,11 @@ LABELS = ["Barren", "Cultivated", "Developed"]
 PLOT_HA = 224 * 224 / 10_000  # 5.0176 ha
 
 
-def write_run(path: Path, grid: PlotGrid, classes, winning=None, valid=None, period="2016", model="m1") -> Path:
-    """Minimal run directory: grid.json, manifest.json, plots.parquet (the columns change.py reads)."""
+def write_run(path: Path, grid: PlotGrid, classes, winning=None, valid=None, period="2016", model="m1", unknown=None) -> Path:
+    """Minimal run directory: grid.json, manifest.json, plots.parquet (the columns change.py reads).
+
+    ``unknown`` (bool mask): those plots are written as the model contract flags an out-of-class
+    plot: status ``unknown``, label ``unknown``, class_index null, probabilities kept."""
     classes = np.asarray(classes)
     h, w = classes.shape
     winning = np.full((h, w), 0.9) if winning is None else np.asarray(winning, dtype=float)
@@ -43,6 +46,16 @@ def write_run(path: Path, grid: PlotGrid, classes, winning=None, valid=None, per
     for k, t in enumerate(LABELS):
         p = np.where(cls == k, winning.ravel(), (1 - winning.ravel()) / 2)
         data[f"prob_{t}"] = np.where(cls >= 0, p, np.nan).astype(np.float32)
+    status = np.where(cls >= 0, "classified", "nodata").astype(object)
+    label = np.array([LABELS[c] if c >= 0 else None for c in cls.tolist()], dtype=object)
+    class_index = pa.array(cls, type=pa.int16(), mask=cls < 0)
+    if unknown is not None:
+        u = np.asarray(unknown, dtype=bool).ravel()
+        status[u], label[u] = "unknown", "unknown"
+        class_index = pa.array(cls, type=pa.int16(), mask=(cls < 0) | u)
+    data["class_index"] = class_index
+    data["status"] = status.tolist()
+    data["label"] = label.tolist()
     pq.write_table(pa.table(data), path / "plots.parquet")
     return path
 
@@ -67,15 +80,17 @@ def pair(tmp_path: Path, grid: PlotGrid):
 
 def test_hand_computed_matrix_and_counts(pair) -> None:
     comp = compare(*pair, min_confidence=0.6)
-    # gated: B->B 1, B->D 1 (half plot), C->C 3 (one uncertain C->D kept as C), D->D 2
-    assert comp.matrix_plots.tolist() == [[1, 0, 1], [0, 3, 0], [0, 0, 2]]
+    # confident: B->B 1, B->D 1 (half plot), C->C 2, D->D 2; the uncertain C->D is in neither
+    assert comp.matrix_plots.tolist() == [[1, 0, 1], [0, 2, 0], [0, 0, 2]]
+    assert comp.matrix_uncertain_plots.tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 0]]
     assert comp.matrix_raw_plots.tolist() == [[1, 0, 1], [0, 2, 1], [0, 0, 2]]
-    expected_ha = np.array([[PLOT_HA, 0, PLOT_HA / 2], [0, 3 * PLOT_HA, 0], [0, 0, 2 * PLOT_HA]])
+    expected_ha = np.array([[PLOT_HA, 0, PLOT_HA / 2], [0, 2 * PLOT_HA, 0], [0, 0, 2 * PLOT_HA]])
     np.testing.assert_allclose(comp.matrix_ha, expected_ha)
     s = comp.summary()
-    assert {k: s[k]["plots"] for k in ("compared", "changed", "uncertain", "unchanged", "excluded")} == {
-        "compared": 7, "changed": 1, "uncertain": 1, "unchanged": 5, "excluded": 2,
+    assert {k: s[k]["plots"] for k in ("compared", "changed", "uncertain", "unknown", "unchanged", "excluded")} == {
+        "compared": 7, "changed": 1, "uncertain": 1, "unknown": 0, "unchanged": 5, "excluded": 2,
     }
+    assert s["uncertain_transitions"] == [{"from": "Cultivated", "to": "Developed", "plots": 1, "hectares": pytest.approx(PLOT_HA)}]
     assert s["changed"]["hectares"] == pytest.approx(PLOT_HA / 2)
     assert s["compared"]["hectares"] == pytest.approx(6.5 * PLOT_HA)
     assert s["years"] == pytest.approx(6.0)
@@ -91,13 +106,20 @@ def test_gain_loss_identities_and_urbanization(pair) -> None:
         c = s["classes"][t]
         assert c["net"] == pytest.approx(c["gain"] - c["loss"])
         assert c["swap"] == pytest.approx(2 * min(c["gain"], c["loss"]))
-        assert c["area_b"] - c["area_a"] == pytest.approx(c["net"])
+        # every class row adds up: the change in area is the confident net plus the uncertain net
+        assert c["area_b"] - c["area_a"] == pytest.approx(c["net"] + c["uncertain_net"])
+    assert s["classes"]["Developed"]["uncertain_net"] == pytest.approx(PLOT_HA)
+    # class areas as classified (hand-computed): A: Barren 1.5, Cultivated 3, Developed 2 plots
+    assert s["area_by_class_ha"]["2016"] == pytest.approx({"Barren": 1.5 * PLOT_HA, "Cultivated": 3 * PLOT_HA, "Developed": 2 * PLOT_HA})
+    assert s["area_by_class_ha"]["2022"] == pytest.approx({"Barren": PLOT_HA, "Cultivated": 2 * PLOT_HA, "Developed": 3.5 * PLOT_HA})
     u = s["urbanization"]
     assert u["by_source_ha"] == pytest.approx({"Barren": PLOT_HA / 2, "Cultivated": 0.0})
+    assert u["uncertain_by_source_ha"] == pytest.approx({"Barren": 0.0, "Cultivated": PLOT_HA})
+    assert u["total_ha"] == pytest.approx(PLOT_HA / 2) and u["upper_bound_ha"] == pytest.approx(1.5 * PLOT_HA)
     assert u["per_year_ha"] == pytest.approx(PLOT_HA / 2 / 6)
     dev = s["classes"]["Developed"]
-    assert dev["compound_pct_per_year"] == pytest.approx(100 * ((2.5 / 2.0) ** (1 / 6) - 1))
-    assert dev["linear_ha_per_year"] == pytest.approx(PLOT_HA / 2 / 6)
+    assert dev["compound_pct_per_year"] == pytest.approx(100 * ((3.5 / 2.0) ** (1 / 6) - 1))
+    assert dev["linear_ha_per_year"] == pytest.approx(1.5 * PLOT_HA / 6)
     assert len(s["hotspots"]) == 1 and s["hotspots"][0]["new_developed_plots"] == 1
 
 
@@ -175,6 +197,7 @@ def test_cli_writes_outputs(tmp_path: Path, pair, capsys) -> None:
     assert rc == 0
     printed = capsys.readouterr().out
     assert "urbanization" in printed and "Barren -> Developed 2.5 ha" in printed
+    assert "2.5 ha confident" in printed and "up to 7.5 ha with 1 uncertain plots" in printed
     with rasterio.open(out / "change.tif") as src:
         code = src.read(1)
         assert src.nodata == 255
@@ -183,6 +206,8 @@ def test_cli_writes_outputs(tmp_path: Path, pair, capsys) -> None:
     gj = json.loads((out / "change.geojson").read_text())
     statuses = sorted(f["properties"]["status"] for f in gj["features"])
     assert statuses == ["changed", "uncertain"]
+    with rasterio.open(out / "change.tif") as src:
+        assert src.read(1)[1, 0] == 9 + 1 * 3 + 2  # uncertain C -> D: n * n + from * n + to
     for f in gj["features"]:
         ring = f["geometry"]["coordinates"][0]
         assert ring[0] == ring[-1]
@@ -190,7 +215,14 @@ def test_cli_writes_outputs(tmp_path: Path, pair, capsys) -> None:
     with open(out / "matrix_plots.csv") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["from \\ to", *LABELS, "total"]
-    assert rows[-1][-1] == "7"
+    assert rows[-1][-1] == "6"  # confident: the uncertain plot is in matrix_uncertain_plots.csv
+    with open(out / "matrix_uncertain_plots.csv") as f:
+        assert list(csv.reader(f))[-1][-1] == "1"
+    with open(out / "transitions.csv") as f:
+        tr = list(csv.DictReader(f))
+    assert sum(int(r["plots"]) for r in tr) == 7
+    assert {(r["from"], r["to"], r["status"]) for r in tr if r["status"] != "unchanged"} == {
+        ("Barren", "Developed", "changed"), ("Cultivated", "Developed", "uncertain")}
     s = json.loads((out / "summary.json").read_text())
     assert s["changed"]["plots"] == 1 and "Urbanization" in (out / "summary.md").read_text()
     # existing output is not overwritten without --overwrite, and nothing is lost
@@ -204,3 +236,84 @@ def test_status_codes_cover_compared(pair) -> None:
     comp = compare(*pair)
     assert set(np.unique(comp.status[comp.compared]).tolist()) <= set(STATUS_CODES.values())
     assert not comp.compared[2, 1] and not comp.compared[2, 2]
+
+
+def test_unknown_plots_have_their_own_row_and_every_row_adds_up(tmp_path: Path, grid: PlotGrid) -> None:
+    """The unknown contract: unknown in either period -> change status unknown, kept out of the
+    class areas; compared = unchanged + changed + uncertain + unknown (plots and hectares)."""
+    a = [[0, 0, 1], [1, 1, 2], [2, 2, 0]]
+    b = [[2, 0, 1], [2, 1, 2], [2, 0, 0]]
+    wa = np.full((3, 3), 0.9)
+    wa[1, 0] = 0.5  # uncertain C -> D
+    ua = np.zeros((3, 3), bool)
+    ua[2, 1] = True  # unknown in A only (B says Barren)
+    ub = np.zeros((3, 3), bool)
+    ub[0, 1] = ub[2, 1] = True  # unknown in B (and (2, 1) in both)
+    ra = load_run(write_run(tmp_path / "a", grid, a, wa, period="2016", unknown=ua))
+    rb = load_run(write_run(tmp_path / "b", grid, b, period="2020", unknown=ub))
+    assert ra.classes[2, 1] == -1 and ra.unknown_mask[2, 1]
+    comp = compare(ra, rb)
+    assert comp.status[0, 1] == STATUS_CODES["unknown"] and comp.status[2, 1] == STATUS_CODES["unknown"]
+    s = comp.summary()
+    counts = {k: s[k]["plots"] for k in ("compared", "unchanged", "changed", "uncertain", "unknown")}
+    assert counts == {"compared": 9, "unchanged": 5, "changed": 1, "uncertain": 1, "unknown": 2}
+    assert s["unknown"]["in_a_plots"] == 1 and s["unknown"]["in_b_plots"] == 2 and s["unknown"]["in_both_plots"] == 1
+    for unit in ("plots", "hectares"):
+        parts = sum(s[k][unit] for k in ("unchanged", "changed", "uncertain", "unknown"))
+        assert parts == pytest.approx(s["compared"][unit])
+    for period in ("2016", "2020"):
+        assert sum(s["area_by_class_ha"][period].values()) + s["unknown"]["hectares"] == pytest.approx(s["compared"]["hectares"])
+    # unknown plots are in neither matrix: 7 plots known in both periods
+    assert comp.matrix_raw_plots.sum() == 7
+    out = tmp_path / "chg"
+    assert main(["-q", "change", str(ra.path), str(rb.path), "--out", str(out)]) == 0
+    feats = json.loads((out / "change.geojson").read_text())["features"]
+    unk = sorted((f["properties"]["from"], f["properties"]["to"]) for f in feats if f["properties"]["status"] == "unknown")
+    assert unk == [("Barren", "unknown"), ("unknown", "unknown")]
+    with rasterio.open(out / "change.tif") as src:
+        assert src.read(1)[0, 1] == 254 and src.read(1)[2, 1] == 254
+    md = (out / "summary.md").read_text()
+    assert "| unknown | 2 | 10.0 |" in md
+
+
+def test_period_order_refused_with_the_fix(tmp_path: Path, grid: PlotGrid, capsys) -> None:
+    cls = np.zeros((3, 3), int)
+    r16 = write_run(tmp_path / "r16", grid, cls, period="2016")
+    r22 = write_run(tmp_path / "r22", grid, cls, period="2022")
+    r16b = write_run(tmp_path / "r16b", grid, cls, period="2016")
+    with pytest.raises(InputError, match=r"earlier than run A.*--allow-reverse"):
+        compare(load_run(r22), load_run(r16))
+    with pytest.raises(InputError, match="both of period '2016'"):
+        compare(load_run(r16), load_run(r16b))
+    back = compare(load_run(r22), load_run(r16), allow_reverse=True).summary()
+    assert back["periods"] == ["2022", "2016"] and any("backwards" in w for w in back["warnings"])
+    out = tmp_path / "out"
+    assert main(["change", str(r22), str(r16), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "--allow-reverse" in err and "Traceback" not in err and not out.exists()
+    assert main(["change", str(r16), str(r16b), "--out", str(out)]) == 1
+    assert "same one twice" in capsys.readouterr().err and not out.exists()
+    assert main(["-q", "change", str(r22), str(r16), "--out", str(out), "--allow-reverse"]) == 0
+    # a series with one step back is refused before anything is written
+    assert main(["change", str(r16), str(r22), str(r16b), "--out", str(tmp_path / "series")]) == 1
+    assert not (tmp_path / "series").exists()
+
+
+def test_cli_line_and_summary_md_print_summary_json_numbers(tmp_path: Path, pair, capsys) -> None:
+    """The same status rows, the same figures (one decimal) in the CLI line and summary.md."""
+    from landuse.change import fmt_ha, summary_rows
+
+    out = tmp_path / "chg"
+    assert main(["change", str(pair[0].path), str(pair[1].path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    s = json.loads((out / "summary.json").read_text())
+    md = (out / "summary.md").read_text()
+    rows = summary_rows(s)
+    assert [k for k, _n, _ha in rows] == ["unchanged", "changed", "uncertain", "unknown", "compared"]
+    assert sum(n for k, n, _ in rows[:-1]) == rows[-1][1]
+    for k, n, ha in rows:
+        assert f"{n:,} ({fmt_ha(ha)} ha)" in printed or f"{n:,} plots ({fmt_ha(ha)} ha)" in printed, k
+        assert f"| {n:,} | {fmt_ha(ha)} |" in md, k
+    u = s["urbanization"]
+    for text in (printed, md):
+        assert fmt_ha(u["total_ha"]) in text and fmt_ha(u["upper_bound_ha"]) in text

@@ -53,10 +53,32 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def resolve_model_spec(spec: str | Path | None) -> str | None:
+    """A model spec in canonical form: ``None`` for the default model, ``py:`` specs as given,
+    paths made absolute (so a worker in another folder finds the same file)."""
+    if spec is None or str(spec) == "default":
+        return None
+    if str(spec).startswith("py:"):
+        return str(spec)
+    return str(Path(spec).resolve())
+
+
 def load_classifier(spec: str | Path | None = None, **options: object) -> Classifier:
-    """Load a classifier from ``spec``: ``None`` / ``"default"`` (the bundled model), an export
-    zip or folder, or a ``.onnx`` file. ``options`` go to the backend (``labels``, ``threads`` ...).
+    """Load a classifier from ``spec`` (one grammar for every command and the API):
+    ``None`` / ``"default"`` (the bundled model), a Custom Vision export zip or folder, a
+    ``.onnx`` file, or ``py:package.module:factory`` (a callable returning any Classifier; it is
+    called without arguments, so ``options`` do not apply to it). ``options`` go to the ONNX
+    backend (``labels``, ``threads`` ...).
     """
+    if spec is not None and str(spec).startswith("py:"):
+        import importlib
+
+        try:
+            module, _, attr = str(spec)[3:].partition(":")
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ModelError(f"cannot import classifier factory {spec!r} ({exc}); use py:package.module:callable") from None
+        return factory()  # type: ignore[no-any-return]
     from landuse.classify.onnx import OnnxClassifier  # local: onnxruntime is heavy to import
 
     if spec is None or str(spec) == "default":
@@ -68,5 +90,5 @@ def load_classifier(spec: str | Path | None = None, **options: object) -> Classi
     else:
         path = Path(spec)
         if not path.exists():
-            raise ModelError(f"model {path} does not exist; pass a Custom Vision export (zip or folder), a .onnx file or 'default'")
+            raise ModelError(f"model {path} does not exist; pass a Custom Vision export (zip or folder), a .onnx file, 'default' or py:module:factory")
     return OnnxClassifier.load(path, **options)  # type: ignore[arg-type]

@@ -27,7 +27,9 @@ COMMANDS: dict[str, str] = {
     "parity": "parity",
     "dataset": "dataset",
     "review": "review",
+    "label": "label",
     "run": "run",
+    "assess": "assess",
 }
 
 

@@ -6,13 +6,16 @@ from pathlib import Path
 
 import click
 
+from landuse.label.selection import STRATEGIES
+
 
 @click.command("review")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Review folder to write.")
 @click.option("--n", "n", type=int, default=200, show_default=True, help="How many plots.")
-@click.option("--strategy", type=click.Choice(["least-confident", "changed"]), default="least-confident",
-              show_default=True, help="Lowest winning probability first, or changed plots (needs --change).")
+@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="least-confident", show_default=True,
+              help="Lowest winning probability first, changed plots (needs --change), flagged unknown, "
+                   "diverse (spread over classes and the county), or a mix (as `landuse label`).")
 @click.option("--change", "change", type=click.Path(path_type=Path), default=None,
               help="Output folder of `landuse change` (for --strategy changed).")
 @click.option("--imagery", multiple=True, type=click.Path(path_type=Path),

@@ -77,6 +77,45 @@ def write_geojson(gdf: Any, path: str | Path, provenance: dict[str, Any] | None 
     return Path(path)
 
 
+def write_geopackage(gdf: Any, path: str | Path, layer: str, styles: tuple[str, str] | None = None,
+                     provenance: dict[str, Any] | None = None) -> Path:
+    """A GeoPackage of one layer (the frame's columns and CRS, as in the GeoParquet), atomically.
+
+    ``styles`` (QML, SLD) go into the ``layer_styles`` table QGIS reads, as the layer's default
+    style, so the layer opens styled; the provenance goes into the layer's metadata."""
+    import pandas as pd
+
+    with atomic_path(path) as tmp:
+        kw: dict[str, Any] = {}
+        if provenance is not None:
+            kw["layer_metadata"] = {"landuse": json.dumps(provenance, default=str)}
+        # GeoPackage 1.3: what QGIS / GDAL releases before GDAL 3.6 open without a warning
+        gdf.to_file(tmp, driver="GPKG", layer=layer, engine="pyogrio", dataset_options={"VERSION": "1.3"}, **kw)
+        if styles is not None:
+            import pyogrio
+
+            qml, sld = styles
+            geom = pyogrio.read_info(tmp, layer=layer).get("geometry_name") or "geom"  # GDAL names it "geom"
+            table = pd.DataFrame({
+                "f_table_catalog": [""], "f_table_schema": [""], "f_table_name": [layer], "f_geometry_column": [geom],
+                "styleName": [layer], "styleQML": [qml], "styleSLD": [sld], "useAsDefault": [True],
+                "description": ["landuse palette and class names"], "owner": [""], "ui": [""],
+                "update_time": [pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")],
+            })
+            pyogrio.write_dataframe(table, tmp, layer="layer_styles", driver="GPKG", append=True)
+    return Path(path)
+
+
+def write_plot_layers(gdf: Any, gpkg: Path, labels: Sequence[str], provenance: dict[str, Any] | None) -> None:
+    """plots.gpkg (layer ``plots``, the GeoParquet's columns, styled) and plots.qml / plots.sld
+    (QGIS loads them with plots.gpkg / .geojson / .parquet): a fill per ``label``."""
+    from landuse.report import styles
+
+    cats = {name: (name, c) for name, c in styles.class_categories(list(labels)).values()}
+    write_geopackage(gdf, gpkg, "plots", styles.vector_style_texts("plots", "label", cats), provenance)
+    styles.write_vector_styles(gpkg.with_suffix(""), "label", cats)
+
+
 def _tags(provenance: dict[str, Any] | None) -> dict[str, str]:
     if not provenance:
         return {}
@@ -121,25 +160,35 @@ def write_class_raster(
     class_index: np.ndarray,
     labels: Sequence[str],
     provenance: dict[str, Any] | None = None,
+    unknown: np.ndarray | None = None,
 ) -> Path:
-    """One pixel per plot: uint8 class index (255 = not classified), a colour table with the
-    class colours, class names in the tags (``CLASS_NAMES`` JSON list, ``CLASS_<i>``), as a COG."""
+    """One pixel per plot: uint8 class index (254 = unknown, 255 = not classified), a colour table
+    with the class colours, class names in the tags (``CLASS_NAMES`` JSON list, ``CLASS_<i>``), as
+    a COG; beside it ``.aux.xml`` category names / attribute table and ``.qml`` / ``.sld`` styles."""
     if class_index.shape != grid.shape:
         raise ValueError(f"class array {class_index.shape} is not the grid's shape {grid.shape}")
-    if len(labels) >= CLASS_NODATA:
-        raise ValueError(f"{len(labels)} classes do not fit a uint8 raster with nodata {CLASS_NODATA}")
-    data = np.where(class_index < 0, CLASS_NODATA, class_index).astype(np.uint8)[None]
-    colours = class_colours(labels)
+    from landuse.report.palette import UNKNOWN_VALUE
+    from landuse.report.styles import class_categories, write_raster_styles
+
+    if len(labels) >= UNKNOWN_VALUE:
+        raise ValueError(f"{len(labels)} classes do not fit a uint8 raster with unknown {UNKNOWN_VALUE} / nodata {CLASS_NODATA}")
+    data = np.where(class_index < 0, CLASS_NODATA, class_index).astype(np.uint8)
+    if unknown is not None:
+        data[np.asarray(unknown, dtype=bool)] = UNKNOWN_VALUE
+    data = data[None]
+    categories = class_categories(list(labels))
 
     def setup(dst: Any) -> None:
-        cmap = {i: (*rgb, 255) for i, rgb in enumerate(colours)}
+        cmap = {v: rgba for v, (_name, rgba) in categories.items()}
         cmap[CLASS_NODATA] = (0, 0, 0, 0)
         dst.write_colormap(1, cmap)
         dst.set_band_description(1, "class_index")
-        dst.update_tags(CLASS_NAMES=json.dumps(list(labels)), NODATA_MEANS="not classified", **_tags(provenance))
+        dst.update_tags(CLASS_NAMES=json.dumps(list(labels)), NODATA_MEANS="not classified",
+                        UNKNOWN_VALUE=str(UNKNOWN_VALUE), **_tags(provenance))
         dst.update_tags(1, **{f"CLASS_{i}": name for i, name in enumerate(labels)})
 
     _write_cog(Path(path), data, grid, CLASS_NODATA, setup, "NEAREST")
+    write_raster_styles(path, categories)
     return Path(path)
 
 
@@ -163,3 +212,22 @@ def write_probability_raster(
 
     _write_cog(Path(path), probabilities.astype(np.float32), grid, float("nan"), setup, "AVERAGE")
     return Path(path)
+
+
+def write_grid_geojson(grid: PlotGrid, path: str | Path, mask: np.ndarray | None = None) -> int:
+    """The grid's plots (``mask`` True only) as EPSG:4326 GeoJSON (plot_id, row, col), atomically;
+    returns the count."""
+    import geopandas as gpd
+
+    path = Path(path)
+    rows, cols = np.nonzero(mask) if mask is not None else grid.all_rows_cols()
+    gdf = gpd.GeoDataFrame(
+        {"plot_id": grid.plot_ids(rows, cols), "row": rows.astype(int), "col": cols.astype(int)},
+        geometry=grid.footprints(rows, cols, to_crs="EPSG:4326"),
+        crs="EPSG:4326",
+    )
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    gdf.to_file(tmp, driver="GeoJSON")
+    tmp.replace(path)
+    return len(gdf)

@@ -35,3 +35,7 @@ def hex_to_rgb(color: str) -> tuple[int, int, int]:
     """'#rrggbb' -> (r, g, b)."""
     c = color.lstrip("#")
     return (int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16))
+
+# Out-of-class ("unknown") plots: classes.tif value 254, change status ``unknown``.
+UNKNOWN_COLOR = "#000000"
+UNKNOWN_VALUE = 254

@@ -22,12 +22,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from landuse.errors import DatasetError, InputError, OutputExistsError
+from landuse.errors import DatasetError, OutputExistsError
+from landuse.label.selection import UNKNOWN, read_run_plots, select_plots
 
 UNSURE = "_unsure"
-STRATEGIES = ("least-confident", "changed")
 README = """Review: move each chip into the folder of its TRUE tag (or into _unsure when you cannot tell).
 Chips are filed under the tag the model predicted; review.json lists the probabilities.
 Then add the reviewed chips to a dataset:  landuse dataset --merge {dir} --out DATASET_DIR
@@ -42,43 +40,6 @@ class ReviewResult:
     strategy: str
 
 
-def _select_least_confident(run, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows, cols = np.nonzero(run.classes >= 0)
-    probs = run.probs[:, rows, cols]
-    top2 = -np.sort(-probs, axis=0)[:2]
-    score = top2[0]  # winning probability: lowest first
-    margin = top2[0] - (top2[1] if len(top2) > 1 else 0.0)
-    order = np.lexsort((cols, rows, margin, score))[:n]
-    return rows[order], cols[order], score[order]
-
-
-def _select_changed(run, change_dir: Path, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    path = change_dir / "change.geojson"
-    try:
-        doc = json.loads(path.read_text())
-    except OSError:
-        raise InputError(f"{path} not found; run `landuse change RUN_A RUN_B --out {change_dir}` first") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON ({exc}); rerun landuse change with --overwrite") from None
-    from landuse.grid import PlotGrid
-
-    meta = doc.get("landuse") or {}
-    if "grid" in meta:
-        run.grid.require_equal(PlotGrid.from_dict(meta["grid"]), what=f"run {run.path} and change {change_dir}")
-    recs = []
-    for f in doc.get("features", []):
-        p = f["properties"]
-        r, c = run.grid.parse_plot_id(p["plot_id"])  # GridError when the change is of another grid
-        recs.append((r, c, min(p["prob_from"], p["prob_to"])))
-    recs = [r for r in recs if run.classes[r[0], r[1]] >= 0]
-    recs.sort(key=lambda r: (r[2], r[0], r[1]))  # least confident change first
-    recs = recs[:n]
-    if not recs:
-        raise InputError(f"{path} lists no changed plot classified in {run.path}; nothing to review")
-    a = np.array(recs, dtype=float)
-    return a[:, 0].astype(np.int64), a[:, 1].astype(np.int64), a[:, 2]
-
-
 def export_review(
     run_dir: str | Path,
     out: str | Path,
@@ -89,37 +50,19 @@ def export_review(
     chip_size: int = 256,
     overwrite: bool = False,
 ) -> ReviewResult:
-    """Write the ``n`` plots most worth a look (see the module doc) to ``out``."""
+    """Write the ``n`` plots most worth a look (see the module doc; the strategies of
+    :func:`landuse.label.selection.select_plots`) to ``out``."""
     from landuse import __version__
-    from landuse.change import load_run
-    from landuse.imagery import Scene
+    from landuse.label.session import run_scene
     from landuse.tiler import encode_png, plot_file_name
 
-    if strategy not in STRATEGIES:
-        raise InputError(f"--strategy {strategy!r} must be one of {', '.join(STRATEGIES)}")
-    if n < 1:
-        raise InputError(f"--n {n} must be at least 1")
     out = Path(out)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"review folder {out} exists; pass --overwrite or choose another --out")
-    run = load_run(run_dir)
-    if strategy == "changed":
-        if change_dir is None:
-            raise InputError("--strategy changed needs --change CHANGE_DIR (the output of landuse change)")
-        rows, cols, score = _select_changed(run, Path(change_dir), n)
-    else:
-        rows, cols, score = _select_least_confident(run, n)
-    if rows.size == 0:
-        raise InputError(f"run {run.path} has no classified plot; nothing to review")
-    if not imagery:
-        imagery = [str(i["path"]) for i in run.manifest.get("inputs") or [] if isinstance(i, dict) and "path" in i]
-        missing = [p for p in imagery if "://" not in p and not Path(p).exists()]
-        if not imagery or missing:
-            raise InputError(
-                f"the imagery of run {run.path} is {'not recorded' if not imagery else 'missing: ' + missing[0]}; "
-                "pass it with --imagery"
-            )
-    scene = Scene.open(imagery)
+    run = read_run_plots(run_dir)
+    selection = select_plots(run, n=n, strategy=strategy, change_dir=change_dir)
+    scene = run_scene(run, imagery=imagery, hint="pass it with --imagery")
+    imagery = [f.path for f in scene.files]
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -129,17 +72,20 @@ def export_review(
     try:
         for t in [*run.labels, UNSURE]:
             (tmp / t).mkdir()
-        for r, c, s in zip(rows.tolist(), cols.tolist(), score.tolist(), strict=True):
+        for pick in selection.picks:
+            r, c = pick.row, pick.col
             rgb, _ = scene.read_plot(run.grid, r, c, chip_size)
-            pid = run.grid.plot_id(r, c)
-            tag = run.labels[int(run.classes[r, c])]
-            name = f"{plot_file_name(pid)}.png"
-            (tmp / tag / name).write_bytes(encode_png(rgb))
-            per_tag[tag] += 1
+            i = run.index_of(r, c)
+            assert i is not None  # picks are plots of the run
+            guess = run.guess(i)
+            tag = guess["predicted"]
+            name = f"{plot_file_name(pick.plot_id)}.png"
+            (tmp / (UNSURE if tag == UNKNOWN else tag) / name).write_bytes(encode_png(rgb))
+            per_tag[tag] = per_tag.get(tag, 0) + 1
             items.append({
-                "plot_id": pid, "row": r, "col": c, "file": name, "predicted": tag, "score": round(float(s), 4),
-                "probs": {t: round(float(run.probs[k, r, c]), 4) for k, t in enumerate(run.labels)},
-                "valid_fraction": round(float(run.valid[r, c]), 4),
+                "plot_id": pick.plot_id, "row": r, "col": c, "file": name, "predicted": tag, "reason": pick.reason,
+                "score": pick.score, "probs": guess["probs"], "unknown_score": guess["unknown_score"],
+                "valid_fraction": round(float(run.valid[i]), 4),
             })
         doc = {"toolkit_version": __version__, "kind": "review", "run": str(run.path), "period": run.period,
                "grid": run.grid.to_dict(), "labels": run.labels, "strategy": strategy,
@@ -153,7 +99,7 @@ def export_review(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return ReviewResult(out, len(items), per_tag, strategy)
+    return ReviewResult(out, len(items), per_tag, selection.strategy)
 
 
 @dataclass
