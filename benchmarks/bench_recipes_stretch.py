@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import recipe_data as rd  # noqa: E402
-from bench_recipes import cpu_flags  # noqa: E402
+from bench_recipes import cpu_flags, shifts  # noqa: E402
 
 from landuse.classify.unknown import KnnScorer, canopy_share, water_share  # noqa: E402
 from landuse.training.features import degrade_resolution  # noqa: E402
@@ -54,6 +54,14 @@ def main() -> None:
     common = np.intersect1d(nd["2010"][2], nd["2018"][2])
     i10 = np.array([list(nd["2010"][2]).index(p) for p in common])
     i18 = np.array([list(nd["2018"][2]).index(p) for p in common])
+    sub = np.arange(0, len(y), 2)  # shifts on every second plot, as bench_recipes.py
+    pos_sub = np.full(len(y), -1)
+    pos_sub[sub] = np.arange(len(sub))
+    S = {name: {"raw": np.load(c / ("as_shift2_" + name.replace(" ", "_").replace("(", "").replace(")", "")
+                                     .replace(",", "") + ".npy")),
+                "st": rd.cached("st_shift2_" + name.replace(" ", "_").replace("(", "").replace(")", "").replace(",", ""),
+                                lambda fn=fn: stretch(fn(x[sub])))}
+         for name, fn in shifts().items()}
     fold = stratified_folds(y, 5, 0)
     la = (county == "ca037") & (y == 2)
     imp = (county == "ca025") & (y == 2)
@@ -65,10 +73,15 @@ def main() -> None:
     for name, views, l2, kind in cands:
         tc, t5 = ("st_clean", "st_res5") if kind == "st" else ("clean", "res5")
         oof, oof5, sc = np.zeros(len(y), int), np.zeros(len(y), int), np.zeros(len(y))
+        shift_ok = {k: 0 for k in S}
         for k in range(5):
             tr, te = fold != k, fold == k
             hk = fit_head(np.concatenate([V[v][tr] for v in views]), np.tile(y[tr], len(views)), 3, l2=l2)
             oof[te], oof5[te] = hk.probs(V[tc][te]).argmax(1), hk.probs(V[t5][te]).argmax(1)
+            ts = pos_sub[np.flatnonzero(te)]
+            ts = ts[ts >= 0]
+            for name, f in S.items():
+                shift_ok[name] += int((hk.probs(f[kind][ts]).argmax(1) == y[sub][ts]).sum())
             sc[te] = KnnScorer.fit(np.concatenate([V[v][tr] for v in views])).score(V[tc][te])
         lco = {}
         for key, held in (("los_angeles_developed", la), ("imperial_developed", imp)):
@@ -81,6 +94,7 @@ def main() -> None:
         p = {yr: h.probs(nd[yr][0][kind]).argmax(1) for yr in nd}
         r = {"candidate": name, "views": views, "l2": l2, "cv_accuracy": float((oof == y).mean()),
              "accuracy_5m": float((oof5 == y).mean()), "leave_county_out": lco,
+             "shift_accuracy": {n_: v / len(sub) for n_, v in shift_ok.items()},
              "nd_agreement": float((p["2010"][i10] == p["2018"][i18]).mean()),
              "nd_developed": {yr: float((p[yr] == 2).mean()) for yr in p},
              "nd_counts": {yr: np.bincount(p[yr], minlength=3).tolist() for yr in p},
