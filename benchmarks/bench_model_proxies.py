@@ -31,14 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def cpu_flags() -> dict[str, bool]:
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split()
-    except (OSError, IndexError):
-        flags = []
-    return {k: k in flags for k in ("avx2", "avx512f", "avx512_vnni", "avx_vnni")}
+from bench_recipes import cpu_flags  # noqa: E402
 
 
 def nd_proxies(model: str, work: Path) -> dict:
