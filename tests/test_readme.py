@@ -137,5 +137,9 @@ def test_readme_offline_examples_run_as_written(tmp_path: Path) -> None:
                          timeout=600)
     assert res.returncode == 0, f"README examples failed:\n--- stdout\n{res.stdout[-3000:]}\n--- stderr\n{res.stderr[-3000:]}"
     assert (tmp_path / "out" / "report.html").exists() and (tmp_path / "out" / "change" / "change.gpkg").exists()
+    # what the README says `landuse change` prints is what it printed
+    shown = README.read_text().split("`landuse change` prints what it found", 1)[1].split("```", 2)[1]
+    for line in shown.strip().splitlines():
+        assert line.strip() in res.stdout, line
     # the SDK snippet printed the server's predictions: [('Tag', p), ...]
     assert re.search(r"\[\('(Barren|Cultivated|Developed)', [01]\.\d+\)", res.stdout), res.stdout[-2000:]

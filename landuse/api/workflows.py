@@ -68,7 +68,8 @@ class WorkflowResult:
         if c is not None and c.urbanization.tag:
             u = c.urbanization
             a, b = c.periods
-            lines.append(f"Urbanization {a} -> {b}: {u.total_ha:.1f} ha became {u.tag}")
+            lines.append(f"Urbanization {a} -> {b}: {u.total_ha:.1f} ha became {u.tag} (confident; "
+                         f"up to {u.upper_bound_ha:.1f} ha with the uncertain plots)")
             for src, ha in u.by_source_ha.items():
                 lines.append(f"  {src:>12} -> {u.tag}: {ha:8.1f} ha ({u.by_source_plots[src]} plots)")
         if self.report is not None:
