@@ -479,6 +479,13 @@ def summarize(comp: Comparison, hotspot_block: int = DEFAULT_HOTSPOT_BLOCK, deve
     }
 
 
+def fmt_ha(v: float | None, sign: bool = False) -> str:
+    """Hectares as every view prints them: one decimal, thousands separated (``1,234.5``)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:+,.1f}" if sign else f"{v:,.1f}"
+
+
 def summary_rows(s: dict) -> list[tuple[str, int, float]]:
     """The status rows of a change summary as (name, plots, hectares), in the order every view
     prints them: unchanged, changed (confident), uncertain, unknown, then compared (their sum)."""
@@ -492,15 +499,15 @@ def describe(s: dict) -> str:
     a, b = s["periods"]
     rows = {k: (n, ha) for k, n, ha in summary_rows(s)}
     n, ha = rows["compared"]
-    parts = " + ".join(f"{k if k != 'changed' else 'changed (confident)'} {rows[k][0]:,} ({rows[k][1]:.1f} ha)"
+    parts = " + ".join(f"{k if k != 'changed' else 'changed (confident)'} {rows[k][0]:,} ({fmt_ha(rows[k][1])} ha)"
                        for k in ("unchanged", "changed", "uncertain", "unknown"))
-    lines = [f"{a} -> {b}: compared {n:,} plots ({ha:.1f} ha) = {parts}; excluded {s['excluded']['plots']:,}"]
+    lines = [f"{a} -> {b}: compared {n:,} plots ({fmt_ha(ha)} ha) = {parts}; excluded {s['excluded']['plots']:,}"]
     u = s["urbanization"]
     if u["tag"]:
-        src = ", ".join(f"{t} -> {u['tag']} {v:.1f} ha" for t, v in u["by_source_ha"].items())
-        rate = f"; {u['per_year_ha']:.1f} ha/year" if u["per_year_ha"] is not None else ""
-        lines.append(f"urbanization: {u['total_ha']:.1f} ha confident ({src}){rate}; "
-                     f"up to {u['upper_bound_ha']:.1f} ha with {u['uncertain_plots']:,} uncertain plots")
+        src = ", ".join(f"{t} -> {u['tag']} {fmt_ha(v)} ha" for t, v in u["by_source_ha"].items())
+        rate = f"; {fmt_ha(u['per_year_ha'])} ha/year" if u["per_year_ha"] is not None else ""
+        lines.append(f"urbanization: {fmt_ha(u['total_ha'])} ha confident ({src}){rate}; "
+                     f"up to {fmt_ha(u['upper_bound_ha'])} ha with {u['uncertain_plots']:,} uncertain plots")
     for w in s["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)

@@ -42,8 +42,8 @@ CV_TIER = "S0"
 REPORT_BASEMAP = "osm"
 """Basemap of the web map report (``none`` for a fully offline page)."""
 
-THUMBNAIL_PX = 64
+THUMBNAIL_PX = 128
 """Side of the before / after imagery thumbnails in the report's popups."""
 
-MAX_THUMBNAILS = 2500
-"""At most this many change plots get thumbnails (keeps the HTML small)."""
+MAX_THUMBNAILS = 1000
+"""At most this many change plots get thumbnails (2 JPEGs of ~6 KB base64 each: keeps the HTML small)."""

@@ -233,6 +233,11 @@ def write_change(path: Path, a: SyntheticRun, b: SyntheticRun, min_confidence: f
     except ValueError:
         years = 0
     total_urban = float(sum(by_source.values()))
+    unc_h = np.zeros((n, n), dtype=np.float64)
+    unc_p = np.zeros((n, n), dtype=np.int64)
+    np.add.at(unc_h, (a.classes[uncertain], b.classes[uncertain]), area[uncertain])
+    np.add.at(unc_p, (a.classes[uncertain], b.classes[uncertain]), 1)
+    unc_urban = float(sum(unc_h[i, dev] for i in range(n) if dev is not None and i != dev))
     summary = {
         "labels": list(labels),
         "periods": [a.period, b.period],
@@ -241,15 +246,32 @@ def write_change(path: Path, a: SyntheticRun, b: SyntheticRun, min_confidence: f
         "changed": count(changed),
         "uncertain": count(uncertain),
         "unchanged": count(unchanged),
+        "unknown": {"plots": 0, "hectares": 0.0},
         "excluded": {"plots": int(excluded.sum()), "hectares": float(excluded.sum() * ha)},
+        "uncertain_transitions": [
+            {"from": labels[i], "to": labels[j], "plots": int(unc_p[i, j]), "hectares": float(unc_h[i, j])}
+            for i in range(n) for j in range(n) if unc_p[i, j]
+        ],
         "area_by_class_ha": {
             r.period: {tag: float(area[both & (r.classes == i)].sum()) for i, tag in enumerate(labels)} for r in (a, b)
+        },
+        "classes": {
+            tag: {
+                "area_a": float(area[both & (a.classes == i)].sum()),
+                "area_b": float(area[both & (b.classes == i)].sum()),
+                "net": float(gain[i] - loss[i]),
+                "uncertain_net": float(unc_h[:, i].sum() - unc_h[i, :].sum()),
+            }
+            for i, tag in enumerate(labels)
         },
         "gain_ha": {tag: float(gain[i]) for i, tag in enumerate(labels)},
         "loss_ha": {tag: float(loss[i]) for i, tag in enumerate(labels)},
         "net_ha": {tag: float(gain[i] - loss[i]) for i, tag in enumerate(labels)},
         "urbanization": {
+            "tag": "Developed" if dev is not None else None,
             "total_ha": total_urban,
+            "uncertain_ha": unc_urban,
+            "upper_bound_ha": total_urban + unc_urban,
             "by_source_ha": by_source,
             "per_year_ha": total_urban / years if years > 0 else None,
         },

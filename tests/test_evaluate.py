@@ -183,6 +183,33 @@ def test_predict_png_and_geotiff(model_dir: Path, tmp_path: Path, write_raster,
     assert "plot.tif" in out and "Green" in out and "Red" not in out
 
 
+def test_predict_one_compact_table_and_csv(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Several images: one table (a row per image: file, top tag, probability, the rest), and CSV."""
+    import csv
+    import io
+
+    files = []
+    for tag, colour in COLOURS.items():
+        files.append(tmp_path / f"{tag.lower()}.png")
+        Image.new("RGB", (64, 64), colour).save(files[-1])
+    assert main(["predict", str(model_dir), *map(str, files)]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1 + len(files), out  # one header, one row per image: not one table per image
+    assert "top tag" in lines[0] and "the rest" in lines[0]
+    for line, (tag, _c) in zip(lines[1:], COLOURS.items(), strict=True):
+        others = [t for t in COLOURS if t != tag]
+        assert f"{tag.lower()}.png" in line and line.split()[1] == tag and all(o in line for o in others)
+    assert main(["predict", str(model_dir), *map(str, files), "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["top_tag"] for r in rows] == list(COLOURS)
+    for r in rows:
+        probs = [float(r[f"prob_{t}"]) for t in ("Red", "Green", "Blue")]
+        assert sum(probs) == pytest.approx(1.0, abs=1e-5) and float(r["probability"]) == pytest.approx(max(probs), abs=1e-6)
+    assert main(["predict", str(model_dir), str(files[0]), "--csv", "--json"]) == 1
+    assert "choose one" in capsys.readouterr().err
+
+
 def test_predict_errors(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     assert main(["predict", str(model_dir), str(tmp_path / "notes.txt")]) == 1

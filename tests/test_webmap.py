@@ -211,6 +211,8 @@ def test_report_in_headless_chromium_offline(report, browser):
           zoom: R.map.getZoom(),
           images: Array.from(document.querySelectorAll('img.leaflet-image-layer.lu-classes'))
               .map(function (i) { return {ok: i.complete && i.naturalWidth > 0, w: i.naturalWidth}; }),
+          imagery: Array.from(document.querySelectorAll('img.leaflet-image-layer.lu-imagery'))
+              .map(function (i) { return {ok: i.complete && i.naturalWidth > 0, pane: i.parentNode.className}; }),
           overlayLabels: labels,
           baseLayers: document.querySelectorAll('.leaflet-control-layers-base label').length,
           tiles: document.querySelectorAll('.leaflet-tile').length,
@@ -229,13 +231,16 @@ def test_report_in_headless_chromium_offline(report, browser):
     )
     assert info["hasMap"] and info["doc"] == "file:"
     assert len(info["images"]) == 2 and all(i["ok"] for i in info["images"])
-    assert info["overlayLabels"][:2] == [f"{a.period} classes", "2021 classes"]
-    assert len(info["overlayLabels"]) == 3 and info["overlayLabels"][2].startswith("change 2016")
+    # each period's imagery decoded, in that period's (swiped) pane, on by default without a basemap
+    assert [i["ok"] for i in info["imagery"]] == [True, True]
+    assert "lu_period_a" in info["imagery"][0]["pane"] and "lu_period_b" in info["imagery"][1]["pane"]
+    assert info["overlayLabels"][:4] == [f"{a.period} imagery (8 m/px)", "2021 imagery (8 m/px)", f"{a.period} classes", "2021 classes"]
+    assert len(info["overlayLabels"]) == 5 and info["overlayLabels"][4].startswith("change 2016")
     assert info["baseLayers"] == 0 and info["tiles"] == 0
     assert info["changeLayers"] == len(feats) > 0 and info["svgPaths"] == len(feats)
     assert info["changedPaths"] == n_changed
-    assert [t for t, _ in info["legend"]] == list(LABELS)
-    for tag, css in info["legend"]:
+    assert [t for t, _ in info["legend"]] == [*LABELS, "unknown"]
+    for tag, css in info["legend"][:-1]:
         assert css == "rgb({}, {}, {})".format(*COLORS[tag])
     assert "Urbanization" in info["summary"] and "2016" in info["summary"]
     assert info["chartBars"] == len(LABELS)
@@ -335,4 +340,122 @@ def test_real_naip_classify_change_report_in_chromium(tmp_path, browser):
     assert n_img == 2
     time.sleep(0.4)  # the popup fades in
     browser.save_screenshot(str(ARTIFACTS / "webmap_naip_popup.png"))
+    browser.execute_script("window.landuseReport.map.closePopup()")
+    _check_panel_adds_up(browser, json.loads((tmp_path / "ch" / "summary.json").read_text()))
+    _check_imagery_under_classes_and_swiped(browser, tmp_path)
+    # the page stays within its budget: imagery at the sources' own 5 m, well under 30 MB
+    assert out.stat().st_size < 30e6
+    assert "imagery (5 m/px)" in browser.execute_script(
+        "return document.querySelector('.leaflet-control-layers-overlays').textContent")
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def _check_panel_adds_up(browser, summary: dict) -> None:
+    """The panel's status rows are summary.json's numbers and add up to the compared plots."""
+    from landuse.change import fmt_ha
+
+    rows = browser.execute_script(
+        """return Array.from(document.querySelectorAll('.lu-summary .lu-counts tr[data-key]')).map(function (r) {
+             var td = r.querySelectorAll('td'); return [r.dataset.key, td[1].textContent, td[2].textContent]; });""")
+    got = {k: (int(n.replace(",", "")), float(ha.replace(",", ""))) for k, n, ha in rows}
+    assert list(got) == ["unchanged", "changed", "uncertain", "unknown", "compared", "excluded"]
+    parts = ("unchanged", "changed", "uncertain", "unknown")
+    assert sum(got[k][0] for k in parts) == got["compared"][0] == summary["compared"]["plots"]
+    assert abs(sum(summary[k]["hectares"] for k in parts) - summary["compared"]["hectares"]) < 1e-6
+    assert abs(sum(got[k][1] for k in parts) - got["compared"][1]) <= 0.05 * len(parts)  # one-decimal rounding
+    for k, n, ha in rows:
+        assert int(n.replace(",", "")) == summary[k]["plots"] and ha == fmt_ha(summary[k]["hectares"]), k
+    # class areas: every period's column plus the unknown row adds up to the compared hectares
+    areas = browser.execute_script(
+        """return Array.from(document.querySelectorAll('.lu-summary .lu-area tr[data-tag]')).map(function (r) {
+             var td = r.querySelectorAll('td');
+             return [r.dataset.tag, td[1].textContent, td[2].textContent, td[3].textContent, td[4].textContent]; });""")
+
+    def num(x: str) -> float:
+        return float(x.replace(",", "").replace("+", ""))
+
+    for tag, a_ha, b_ha, net, unc in areas[:-1]:  # each class row: A + confident net + uncertain net = B
+        assert abs(num(a_ha) + num(net) + num(unc) - num(b_ha)) <= 0.2, tag
+    assert areas[-1][0] == "unknown"
+    for col in (1, 2):
+        total = sum(float(r[col].replace(",", "")) for r in areas)
+        assert abs(total - summary["compared"]["hectares"]) <= 0.05 * len(areas)
+    text = browser.execute_script("return document.querySelector('.lu-summary .lu-urban').textContent")
+    u = summary["urbanization"]
+    assert f"{fmt_ha(u['total_ha'])} ha confident" in text and f"up to {fmt_ha(u['upper_bound_ha'])} ha" in text
+
+
+def _crop(png: bytes, x0: float, x1: float) -> np.ndarray:
+    import io
+
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
+    h, w = img.shape[:2]
+    return img[int(h * 0.3): int(h * 0.7), int(w * x0): int(w * x1)]
+
+
+def _check_imagery_under_classes_and_swiped(browser, tmp_path: Path) -> None:
+    """Classes transparent: imagery pixels show; the swipe moves imagery and classes alike."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    R = "var R = window.landuseReport; "
+    browser.execute_script(R + "R.summary.getContainer().style.display = 'none'; R.legend.getContainer().style.display = 'none';"
+                           "R.map.removeLayer(R.layers.change); R.map.fitBounds(R.layers.a.getBounds(), {animate: false});")
+    time.sleep(0.3)
+    # classes opaque, divider far right: the crop shows period A's classes (few flat colours)
+    browser.execute_script(R + "R.setClassOpacity(1); R.swipe.set(0.95);")
+    classes_a = _crop(browser.get_screenshot_as_png(), 0.45, 0.55)
+    browser.execute_script(R + "R.setClassOpacity(0);")
+    imagery_a = _crop(browser.get_screenshot_as_png(), 0.45, 0.55)
+    browser.save_screenshot(str(ARTIFACTS / "webmap_naip_imagery.png"))
+    browser.execute_script(R + "R.swipe.set(0.05);")
+    imagery_b = _crop(browser.get_screenshot_as_png(), 0.45, 0.55)
+    browser.execute_script(R + "R.map.removeLayer(R.layers.imageryA); R.map.removeLayer(R.layers.imageryB);")
+    empty = _crop(browser.get_screenshot_as_png(), 0.45, 0.55)
+    # imagery is textured (many colours); without it the same place is the empty background
+    assert len(np.unique(imagery_a.reshape(-1, 3), axis=0)) > 500
+    assert len(np.unique(empty.reshape(-1, 3), axis=0)) < 10
+    assert np.abs(imagery_a - classes_a).mean() > 10  # the class layer hid the imagery
+    # moving the divider switched the same pixels from 2010 imagery to 2018 imagery
+    assert np.abs(imagery_a - imagery_b).mean() > 5
+    browser.execute_script(R + "R.map.addLayer(R.layers.imageryA); R.map.addLayer(R.layers.imageryB); R.setClassOpacity(0.85);"
+                           "R.summary.getContainer().style.display = ''; R.legend.getContainer().style.display = '';")
+
+
+@pytest.mark.browser
+def test_panel_adds_up_with_unknown_plots_in_chromium(tmp_path, browser):
+    """Runs with unknown plots (written by hand per the contract: status 'unknown', classes.tif 254)
+    through the real `landuse change` and `report`: the panel's rows are summary.json's and add up."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import rasterio
+
+    from landuse.cli import main
+
+    a, b, _ = make_pair(tmp_path, rows=20, cols=24, fraction=0.08, change=False, plots_geojson=False, imagery=True)
+    t = pq.read_table(b.path / "plots.parquet")
+    status, label = t.column("status").to_pylist(), t.column("label").to_pylist()
+    idx = t.column("class_index").to_pylist()
+    picks = [i for i, s in enumerate(status) if s == "classified"][5:17]
+    for i in picks:
+        status[i], label[i], idx[i] = "unknown", "unknown", None
+    for name, values, typ in (("status", status, pa.string()), ("label", label, pa.string()), ("class_index", idx, pa.int16())):
+        t = t.set_column(t.schema.get_field_index(name), name, pa.array(values, type=typ))
+    pq.write_table(t, b.path / "plots.parquet")
+    with rasterio.open(b.path / "classes.tif", "r+") as dst:
+        data = dst.read(1)
+        rows, cols = t.column("row").to_numpy(), t.column("col").to_numpy()
+        data[rows[picks], cols[picks]] = 254
+        dst.write(data, 1)
+    assert main(["-q", "change", str(a.path), str(b.path), "--out", str(tmp_path / "ch")]) == 0
+    summary = json.loads((tmp_path / "ch" / "summary.json").read_text())
+    assert summary["unknown"]["plots"] == len(picks)
+    out = tmp_path / "unknown.html"
+    assert main(["-q", "report", str(a.path), str(b.path), "--change", str(tmp_path / "ch"), "--out", str(out),
+                 "--basemap", "none"]) == 0
+    browser.get(out.as_uri())
+    _wait_ready(browser)
+    _check_panel_adds_up(browser, summary)
+    n_unknown = browser.execute_script(
+        "return window.landuseReport.layers.change.getLayers().filter(function (l) {"
+        " return l.feature.properties.status === 'unknown'; }).length")
+    assert n_unknown == len(picks)
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

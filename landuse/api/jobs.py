@@ -324,6 +324,7 @@ def report(
         path_of(run_a), path_of(run_b), out, change_dir=None if change is None else path_of(change),
         basemap=opts.basemap, thumbnails=opts.thumbnails, imagery_a=opts.imagery_a, imagery_b=opts.imagery_b,
         overwrite=overwrite, thumb_px=opts.thumbnail_px, max_thumbnails=opts.max_thumbnails, progress=progress,
+        imagery=opts.imagery,
     )
 
 

@@ -68,6 +68,7 @@ class ReportOptions:
     imagery_b: str | None = None
     thumbnail_px: int = defaults.THUMBNAIL_PX
     max_thumbnails: int = defaults.MAX_THUMBNAILS
+    imagery: bool = True  # each period's imagery as a layer under its classes
 
 
 def replace_options(options: Any, **changes: Any) -> Any:

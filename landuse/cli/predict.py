@@ -1,13 +1,12 @@
-"""`landuse predict MODEL IMAGE...`: tag / probability per image, like the portal's Quick Test."""
+"""`landuse predict MODEL IMAGE...`: one compact table (file, top tag, probability, the rest), or
+--json / --csv, like the portal's Quick Test."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
 
 @click.command("predict")
@@ -15,40 +14,35 @@ import numpy as np
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the N most probable tags.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (Custom Vision's tagName / probability).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: file, top_tag, probability, prob_<tag> for every tag.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads (default 1).")
-def command(model: str, images: tuple[Path, ...], top: int | None, as_json: bool, threads: int | None) -> None:
+def command(model: str, images: tuple[Path, ...], top: int | None, as_json: bool, as_csv: bool, threads: int | None) -> None:
     """Classify IMAGE files (PNG, JPEG, BMP, GeoTIFF) with MODEL ('default', an export zip / folder or .onnx).
 
     Each image is resized (bilinear) to the model's input size and classified whole.
     """
-    from landuse.classify.base import load_classifier
-    from landuse.training.dataset import load_image
+    from landuse.api.jobs import predict
+    from landuse.errors import InputError
+    from landuse.report.predictions import prediction_csv, prediction_json, prediction_table
 
-    clf = load_classifier(model, **({"threads": threads} if threads else {}))
-    size = tuple(clf.input_size)
-    probs = np.concatenate([
-        clf.predict(np.stack([load_image(p, size=size) for p in images[i:i + 32]]))
-        for i in range(0, len(images), 32)
-    ])
-    results = []
-    for path, row in zip(images, probs, strict=True):
-        order = np.argsort(-row, kind="stable")[: top or len(row)]
-        results.append({
-            "file": str(path),
-            "predictions": [{"tagName": clf.labels[i], "probability": round(float(row[i]), 6)} for i in order],
-        })
-    if as_json:
-        doc = {"model": {"id": clf.model_id, "hash": clf.model_hash, "backend": clf.backend}, "images": results}
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    if as_json and as_csv:
+        raise InputError("--json and --csv both given; choose one")
+    preds = predict(model, images, top=top, threads=threads)
+    if as_json or as_csv:
+        from landuse.classify.base import load_classifier
+
+        clf = load_classifier(model, **({"threads": threads} if threads else {}))
+        if as_json:
+            sys.stdout.write(prediction_json(preds, {"id": clf.model_id, "hash": clf.model_hash, "backend": clf.backend}))
+        else:
+            sys.stdout.write(prediction_csv(preds, list(clf.labels)))
         return
-    from rich.console import Console
-    from rich.table import Table
+    import shutil
 
-    console = Console()
-    for res in results:
-        t = Table(title=str(res["file"]), title_justify="left")
-        t.add_column("Tag")
-        t.add_column("Probability", justify="right")
-        for p in res["predictions"]:
-            t.add_row(p["tagName"], f"{100.0 * p['probability']:.1f}%")
-        console.print(t)
+    from rich.console import Console
+
+    from landuse.report.predictions import prediction_rows
+
+    rows = prediction_rows(preds)
+    need = sum(max(len(r[i]) for r in rows) for i in range(4)) + 24  # a row per image, never wrapped
+    Console(width=max(shutil.get_terminal_size((100, 20)).columns, need)).print(prediction_table(preds))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from landuse import defaults
+
 
 @click.command("report")
 @click.argument("run_a", type=click.Path(path_type=Path))
@@ -19,13 +21,15 @@ import click
               help="Before / after imagery thumbnails in the change popups (imagery from the manifests or --imagery-a/-b).")
 @click.option("--imagery-a", default=None, help="Period A imagery (path, glob, folder or VRT) when the manifest's inputs moved.")
 @click.option("--imagery-b", default=None, help="Period B imagery (path, glob, folder or VRT) when the manifest's inputs moved.")
-@click.option("--thumbnail-px", default=64, show_default=True, type=int, help="Thumbnail size in pixels.")
-@click.option("--max-thumbnails", default=2500, show_default=True, type=int,
+@click.option("--imagery/--no-imagery", default=True, show_default=True,
+              help="Each period's imagery as a layer under its classes (on by default with --basemap none).")
+@click.option("--thumbnail-px", default=defaults.THUMBNAIL_PX, show_default=True, type=int, help="Thumbnail size in pixels.")
+@click.option("--max-thumbnails", default=defaults.MAX_THUMBNAILS, show_default=True, type=int,
               help="At most this many change plots get thumbnails (changed first, largest first); keeps the HTML small.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing report.")
 @click.pass_context
 def command(ctx: click.Context, run_a: Path, run_b: Path, change_dir: Path | None, out: Path, basemap: str,
-            thumbnails: bool, imagery_a: str | None, imagery_b: str | None, thumbnail_px: int,
+            thumbnails: bool, imagery_a: str | None, imagery_b: str | None, imagery: bool, thumbnail_px: int,
             max_thumbnails: int, overwrite: bool) -> None:
     """One self-contained HTML web map comparing RUN_A and RUN_B: class layers, swipe, changes, summary."""
     from landuse.report.webmap import write_report
@@ -35,7 +39,7 @@ def command(ctx: click.Context, run_a: Path, run_b: Path, change_dir: Path | Non
     r = write_report(
         run_a, run_b, out, change_dir=change_dir, basemap=basemap, thumbnails=thumbnails,
         imagery_a=imagery_a, imagery_b=imagery_b, overwrite=overwrite, thumb_px=thumbnail_px,
-        max_thumbnails=max_thumbnails, progress=say,
+        max_thumbnails=max_thumbnails, progress=say, imagery=imagery,
     )
     for note in r.notes:
         click.echo(f"note: {note}", err=True)
@@ -43,5 +47,7 @@ def command(ctx: click.Context, run_a: Path, run_b: Path, change_dir: Path | Non
         return
     click.echo(
         f"wrote {r.path} ({r.bytes / 1e6:.1f} MB; {r.change_features:,} change plots, "
-        f"{r.thumbnails:,} with thumbnails; {r.seconds:.1f} s)"
+        f"{r.thumbnails:,} with thumbnails"
+        + (f"; imagery {r.imagery_m_per_px:g} m/px" if r.imagery_m_per_px else "")
+        + f"; {r.seconds:.1f} s)"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from landuse import __version__
-from landuse.change import STATUS_CODES, Comparison, summary_rows
+from landuse.change import STATUS_CODES, Comparison, fmt_ha, summary_rows
 from landuse.errors import OutputExistsError
 from landuse.report.palette import UNKNOWN_COLOR, class_colors, hex_to_rgb
 
@@ -277,32 +277,33 @@ def summary_markdown(s: dict) -> str:
     lines.append("|---|---:|---:|")
     for k, n, ha in summary_rows(s):
         name = {"changed": "changed (confident)", "compared": "**compared** (sum)"}.get(k, k)
-        lines.append(f"| {name} | {n} | {ha:.1f} |")
-    lines.append(f"| excluded (seen in one period only) | {s['excluded']['plots']} | {s['excluded']['hectares']:.1f} |")
+        lines.append(f"| {name} | {n:,} | {fmt_ha(ha)} |")
+    lines.append(f"| excluded (seen in one period only) | {s['excluded']['plots']:,} | {fmt_ha(s['excluded']['hectares'])} |")
     lines += ["", "## Area by class (ha)", "",
               f"| class | {a} | {b} | confident gain | confident loss | confident net | uncertain net |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for t in s["labels"]:
         c = s["classes"][t]
-        lines.append(f"| {t} | {c['area_a']:.1f} | {c['area_b']:.1f} | {c['gain']:.1f} | {c['loss']:.1f} | {c['net']:+.1f} | {c['uncertain_net']:+.1f} |")
+        lines.append(f"| {t} | {fmt_ha(c['area_a'])} | {fmt_ha(c['area_b'])} | {fmt_ha(c['gain'])} | {fmt_ha(c['loss'])} "
+                     f"| {fmt_ha(c['net'], sign=True)} | {fmt_ha(c['uncertain_net'], sign=True)} |")
     unk = s["unknown"]
-    lines.append(f"| unknown | {unk['hectares']:.1f} | {unk['hectares']:.1f} | | | | |")
+    lines.append(f"| unknown | {fmt_ha(unk['hectares'])} | {fmt_ha(unk['hectares'])} | | | | |")
     for title, key in (("Confident changes", "transitions"), ("Uncertain changes (neither persistence nor change)", "uncertain_transitions")):
         rows = s.get(key) or []
         lines += ["", f"## {title}", ""]
         if not rows:
             lines.append("none")
         for r in rows:
-            lines.append(f"- {r['from']} -> {r['to']}: {r['hectares']:.1f} ha ({r['plots']} plots)")
+            lines.append(f"- {r['from']} -> {r['to']}: {fmt_ha(r['hectares'])} ha ({r['plots']:,} plots)")
     u = s["urbanization"]
     if u["tag"]:
         lines += ["", f"## Urbanization (became {u['tag']})", "",
-                  f"Confident: {u['total_ha']:.1f} ha ({u['total_plots']} plots)"
-                  + (f", {u['per_year_ha']:.1f} ha/year over {s['years']:.2f} years" if u["per_year_ha"] is not None else "")
-                  + f"; upper bound with the uncertain plots: {u['upper_bound_ha']:.1f} ha ({u['upper_bound_plots']} plots)."]
+                  f"Confident: {fmt_ha(u['total_ha'])} ha ({u['total_plots']:,} plots)"
+                  + (f", {fmt_ha(u['per_year_ha'])} ha/year over {s['years']:.2f} years" if u["per_year_ha"] is not None else "")
+                  + f"; upper bound with the uncertain plots: {fmt_ha(u['upper_bound_ha'])} ha ({u['upper_bound_plots']:,} plots)."]
         for t, ha in u["by_source_ha"].items():
-            lines.append(f"- from {t}: {ha:.1f} ha confident ({u['by_source_plots'][t]} plots), "
-                         f"{u['uncertain_by_source_ha'][t]:.1f} ha uncertain ({u['uncertain_by_source_plots'][t]} plots)")
+            lines.append(f"- from {t}: {fmt_ha(ha)} ha confident ({u['by_source_plots'][t]:,} plots), "
+                         f"{fmt_ha(u['uncertain_by_source_ha'][t])} ha uncertain ({u['uncertain_by_source_plots'][t]:,} plots)")
     if s["hotspots"]:
         lines += ["", f"## Hotspots ({s['hotspot_block_plots']} x {s['hotspot_block_plots']}-plot blocks)", ""]
         for h in s["hotspots"][:10]:

@@ -6,14 +6,19 @@ file works from ``file://`` with the network off):
 * period A and period B class layers: each run's ``classes.tif`` (one pixel per plot) reprojected
   to Web Mercator with nearest resampling, upsampled so plot edges stay crisp, colourised with the
   raster's own colour table and embedded as a base64 PNG image overlay (never a polygon per plot);
-* a swipe between the two periods (A left of the divider, B right; the two class layers live in
-  their own map panes, clipped by a slider: no plug-in, no network);
+* period A and period B imagery under their class layers, downsampled from the runs' own sources
+  (through the COG overviews; page budget in :mod:`landuse.report.imagery_overlay`), on by
+  default when there is no basemap;
+* a swipe between the two periods (A left of the divider, B right; each period's imagery and
+  classes live in that period's map pane, clipped by a slider: no plug-in, no network), and a
+  class-layer opacity slider;
 * the change layer: vector features only for changed / uncertain plots (``change.geojson``),
   with popups: plot id, from -> to, probabilities, area and small before / after thumbnails of
   the imagery (base64 JPEG, read through :meth:`landuse.imagery.Scene.read_plot`);
-* a layer control, a categorical legend (the colours of ``classes.tif``), a summary panel
-  (hectares per class per period, counts, urbanization) and an inline SVG chart of gains and
-  losses per class;
+* a layer control, a categorical legend (the colours of ``classes.tif``, unknown plots), a summary
+  panel with the numbers of ``summary.json`` / ``summary.md`` / the CLI line (status rows that add
+  up to the compared plots, class areas with confident and uncertain net change, urbanization
+  confident and its upper bound) and an inline SVG chart of confident gains and losses per class;
 * no basemap (``basemap="none"``, offline) or an online tile layer (OpenStreetMap by default).
 
 The change comes from ``landuse change`` output (``change_dir``) or, when none is given, from
@@ -38,8 +43,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from landuse import defaults
 from landuse.errors import InputError, OutputExistsError, RunStoreError
 from landuse.grid import PlotGrid
+from landuse.report.imagery_overlay import FINEST_M, MAX_PIXELS, ImageryOverlay, imagery_overlay
+from landuse.report.palette import UNKNOWN_COLOR, UNKNOWN_VALUE
 from landuse.store import read_finished_run
 
 log = logging.getLogger(__name__)
@@ -48,10 +56,11 @@ WEB_CRS = "EPSG:3857"
 NODATA = 255
 MAX_OVERLAY_SIDE = 2048  # px: longest side of a class overlay image
 MAX_UPSAMPLE = 8  # overlay pixels per plot side at most
-DEFAULT_THUMB_PX = 64
-DEFAULT_MAX_THUMBNAILS = 2500  # plots with thumbnails (2 JPEGs each, ~3 KB base64 apiece)
+DEFAULT_THUMB_PX = defaults.THUMBNAIL_PX
+DEFAULT_MAX_THUMBNAILS = defaults.MAX_THUMBNAILS
 CHANGED_STYLE = {"color": "#ff00ff", "weight": 2, "opacity": 1.0, "fillColor": "#ff00ff", "fillOpacity": 0.12}
 UNCERTAIN_STYLE = {"color": "#202020", "weight": 1.5, "opacity": 0.9, "dashArray": "4 3", "fillColor": "#ffffff", "fillOpacity": 0.08}
+UNKNOWN_STYLE = {"color": "#000000", "weight": 2, "opacity": 1.0, "dashArray": "1 3", "fillColor": "#000000", "fillOpacity": 0.25}
 BASEMAPS = {
     "osm": ("OpenStreetMap", None),
     "openstreetmap": ("OpenStreetMap", None),
@@ -95,6 +104,8 @@ class ReportResult:
     thumbnails_skipped: int
     overlay_px: tuple[int, int]
     notes: list[str] = field(default_factory=list)
+    imagery_m_per_px: float | None = None  # ground resolution of the imagery layers (None: none drawn)
+    imagery_bytes: int = 0  # of both imagery images
 
 
 # -- reading the inputs --------------------------------------------------------------------------
@@ -119,7 +130,7 @@ def load_run_layer(path: str | Path) -> RunLayer:
             cmap = {}
     if classes.dtype != np.uint8:
         raise RunStoreError(f"{path / 'classes.tif'} is {classes.dtype}, expected uint8 class indices; rerun the classification")
-    bad = (classes != NODATA) & (classes >= len(labels))
+    bad = (classes != NODATA) & (classes != UNKNOWN_VALUE) & (classes >= len(labels))
     if bad.any():
         raise RunStoreError(
             f"{path / 'classes.tif'} holds class index {int(classes[bad].max())} but the manifest lists "
@@ -219,6 +230,7 @@ def _palette_png(index: np.ndarray, colors: Sequence[str]) -> str:
     pal = np.zeros((256, 3), dtype=np.uint8)
     for i, c in enumerate(colors):
         pal[i] = hex_to_rgb(c)
+    pal[UNKNOWN_VALUE] = hex_to_rgb(UNKNOWN_COLOR)
     img = Image.fromarray(index, mode="P")
     img.putpalette(pal.ravel().tolist())
     buf = io.BytesIO()
@@ -240,7 +252,7 @@ def change_features(features: list[dict], keep_probs: bool = True) -> list[dict]
     for f in features:
         p = f.get("properties") or {}
         geom = f.get("geometry") or {}
-        if p.get("status") not in ("changed", "uncertain") or not geom:
+        if p.get("status") not in ("changed", "uncertain", "unknown") or not geom:
             continue
         props = {k: p[k] for k in ("plot_id", "row", "col", "from", "to", "prob_from", "prob_to", "status", "area_ha") if k in p}
         if keep_probs:
@@ -255,20 +267,21 @@ def change_features(features: list[dict], keep_probs: bool = True) -> list[dict]
 # -- thumbnails ----------------------------------------------------------------------------------
 
 
-def imagery_sources(layer: RunLayer, override: str | Sequence[str] | None, side: str = "a") -> list[str]:
+def imagery_sources(layer: RunLayer, override: str | Sequence[str] | None, side: str = "a", what: str = "thumbnails",
+                    off: str = "--no-thumbnails") -> list[str]:
     """Imagery of a run: the given paths / globs, else the manifest's inputs (which must exist)."""
     if override:
         return [override] if isinstance(override, str) else [str(s) for s in override]
     inputs = [str(i.get("path")) for i in layer.manifest.get("inputs") or [] if i.get("path")]
     if not inputs:
         raise InputError(
-            f"{layer.path / 'manifest.json'} lists no imagery inputs for thumbnails; pass --imagery-{side} GLOB or --no-thumbnails"
+            f"{layer.path / 'manifest.json'} lists no imagery inputs for {what}; pass --imagery-{side} GLOB or {off}"
         )
     missing = [p for p in inputs if "://" not in p and not Path(p).exists()]
     if missing:
         raise InputError(
             f"imagery {missing[0]} of run {layer.path} is not there any more; pass --imagery-{side} GLOB "
-            "(where the files are now) or --no-thumbnails"
+            f"(where the files are now) or {off}"
         )
     return inputs
 
@@ -370,52 +383,93 @@ def gain_loss_svg(labels: Sequence[str], colors: Sequence[str], gain: dict, loss
 
 
 def legend_html(labels: Sequence[str], colors: Sequence[str]) -> str:
-    """The categorical legend: one swatch per class (the classes.tif colours), then the change symbols."""
+    """The categorical legend: one swatch per class (the classes.tif colours), unknown plots, the
+    change symbols and the class-layer opacity slider."""
     rows = "".join(
         f'<div class="lu-legend-item" data-tag="{html.escape(t)}"><span class="lu-swatch" style="background:{c}"></span>{html.escape(t)}</div>'
         for t, c in zip(labels, colors, strict=True)
     )
+    rows += (f'<div class="lu-legend-item" data-tag="unknown"><span class="lu-swatch" style="background:{UNKNOWN_COLOR}"></span>'
+             "unknown (out of every class)</div>")
     return (
         '<div class="lu-title">Land use</div>' + rows
         + '<div class="lu-legend-sep"></div>'
-        + f'<div class="lu-legend-change"><span class="lu-swatch" style="border:2px solid {CHANGED_STYLE["color"]};background:transparent"></span>changed</div>'
-        + f'<div class="lu-legend-change"><span class="lu-swatch" style="border:2px dashed {UNCERTAIN_STYLE["color"]};background:transparent"></span>uncertain</div>'
+        + f'<div class="lu-legend-change"><span class="lu-swatch" style="border:2px solid {CHANGED_STYLE["color"]};background:transparent"></span>changed (confident)</div>'
+        + f'<div class="lu-legend-change"><span class="lu-swatch" style="border:2px dashed {UNCERTAIN_STYLE["color"]};background:transparent"></span>uncertain change</div>'
+        + f'<div class="lu-legend-change"><span class="lu-swatch" style="border:2px dotted {UNKNOWN_STYLE["color"]};background:rgba(0,0,0,0.25)"></span>unknown in a period</div>'
+        + '<div class="lu-legend-sep"></div>'
+        + '<label class="lu-opacity">classes <input type="range" min="0" max="1" step="0.05" value="0.85" aria-label="class layer opacity"></label>'
     )
 
 
 def summary_html(a: RunLayer, b: RunLayer, summary: dict, notes: Sequence[str]) -> str:
-    """Summary panel: hectares per class per period, counts, urbanization, the gains/losses chart."""
+    """Summary panel: the status rows (adding up to the compared plots), class areas with the
+    confident and uncertain net change, uncertain transitions, urbanization (confident and upper
+    bound), the gains/losses chart — the numbers of summary.json, summary.md and the CLI line."""
+    from landuse.change import fmt_ha, summary_rows
+
     pa, pb = a.period, b.period
+    classes = summary.get("classes") or {}
     area = summary.get("area_by_class_ha") or {}
-    ha_a, ha_b = area.get(pa) or {}, area.get(pb) or {}
-    net = summary.get("net_ha") or {}
+    unknown = summary.get("unknown") or {"plots": 0, "hectares": 0.0}
+
+    def cls(t: str, key: str, fallback: dict) -> float | None:
+        v = (classes.get(t) or {}).get(key)
+        return fallback.get(t) if v is None else v
+
     rows = "".join(
-        f'<tr><td><span class="lu-swatch" style="background:{c}"></span>{html.escape(t)}</td>'
-        f"<td>{_fmt(ha_a.get(t))}</td><td>{_fmt(ha_b.get(t))}</td><td>{_fmt(net.get(t))}</td></tr>"
+        f'<tr data-tag="{html.escape(t)}"><td><span class="lu-swatch" style="background:{c}"></span>{html.escape(t)}</td>'
+        f"<td>{fmt_ha(cls(t, 'area_a', area.get(pa) or {}))}</td><td>{fmt_ha(cls(t, 'area_b', area.get(pb) or {}))}</td>"
+        f"<td>{fmt_ha(cls(t, 'net', summary.get('net_ha') or {}), sign=True)}</td>"
+        f"<td>{fmt_ha((classes.get(t) or {}).get('uncertain_net'), sign=True)}</td></tr>"
         for t, c in zip(a.labels, a.colors, strict=True)
     )
+    rows += (f'<tr data-tag="unknown"><td><span class="lu-swatch" style="background:{UNKNOWN_COLOR}"></span>unknown</td>'
+             f"<td>{fmt_ha(unknown.get('hectares'))}</td><td>{fmt_ha(unknown.get('hectares'))}</td><td></td><td></td></tr>")
+    names = {"changed": "changed (confident)", "compared": "= compared"}
     counts = "".join(
-        f"<tr><td>{k}</td><td>{int((summary.get(k) or {}).get('plots', 0)):,}</td><td>{_fmt((summary.get(k) or {}).get('hectares'))}</td></tr>"
-        for k in ("compared", "changed", "uncertain", "unchanged", "excluded")
+        f'<tr data-key="{k}"{" class=lu-total" if k == "compared" else ""}><td>{names.get(k, k)}</td><td>{n:,}</td><td>{fmt_ha(ha)}</td></tr>'
+        for k, n, ha in summary_rows(summary)
     )
+    ex = summary.get("excluded") or {}
+    counts += (f'<tr data-key="excluded" class="lu-aside"><td>excluded (one period only)</td><td>{int(ex.get("plots", 0)):,}</td>'
+               f"<td>{fmt_ha(ex.get('hectares'))}</td></tr>")
+    unc = summary.get("uncertain_transitions") or []
+    unc_html = ""
+    if unc:
+        items = "".join(f"<li>{html.escape(r['from'])} &rarr; {html.escape(r['to'])}: {fmt_ha(r['hectares'])} ha ({r['plots']:,} plots)</li>"
+                        for r in sorted(unc, key=lambda r: -r["hectares"])[:8])
+        unc_html = f'<div class="lu-uncertain"><b>Uncertain changes</b> (neither persistence nor change)<ul>{items}</ul></div>'
     urb = summary.get("urbanization") or {}
-    by_src = urb.get("by_source_ha") or {}
-    src = "".join(f"<li>{html.escape(str(t))} &rarr; Developed: {_fmt(v)} ha</li>" for t, v in by_src.items() if v)
-    per_year = urb.get("per_year_ha")
-    urban = (
-        f'<div class="lu-urban"><b>Urbanization</b>: {_fmt(urb.get("total_ha"))} ha'
-        + (f" ({_fmt(per_year)} ha/year)" if per_year is not None else "")
-        + (f"<ul>{src}</ul>" if src else "")
-        + "</div>"
-    )
-    chart = gain_loss_svg(a.labels, a.colors, summary.get("gain_ha") or {}, summary.get("loss_ha") or {}, net,
-                          f"Gains and losses {pa} \u2192 {pb} (ha)")
+    urban = ""
+    if urb.get("tag"):
+        tag = html.escape(str(urb["tag"]))
+        by_src = urb.get("by_source_ha") or {}
+        unc_src = urb.get("uncertain_by_source_ha") or {}
+        src = "".join(
+            f"<li>{html.escape(str(t))} &rarr; {tag}: {fmt_ha(v)} ha" + (f" (+{fmt_ha(unc_src.get(t))} uncertain)" if unc_src.get(t) else "") + "</li>"
+            for t, v in by_src.items() if v or unc_src.get(t)
+        )
+        per_year = urb.get("per_year_ha")
+        upper = urb.get("upper_bound_ha", urb.get("total_ha"))
+        urban = (
+            f'<div class="lu-urban"><b>Urbanization</b>: <span data-key="urban-confident">{fmt_ha(urb.get("total_ha"))}</span> ha confident'
+            + (f" ({fmt_ha(per_year)} ha/year)" if per_year is not None else "")
+            + f'; up to <span data-key="urban-upper">{fmt_ha(upper)}</span> ha with the uncertain plots'
+            + (f"<ul>{src}</ul>" if src else "")
+            + "</div>"
+        )
+    chart = gain_loss_svg(a.labels, a.colors, summary.get("gain_ha") or {}, summary.get("loss_ha") or {}, summary.get("net_ha") or {},
+                          f"Confident gains and losses {pa} \u2192 {pb} (ha)")
     note_html = "".join(f'<div class="lu-note">{html.escape(n)}</div>' for n in notes)
+    rule = summary.get("area_rule")
+    rule_html = f'<div class="lu-rule">Area rule: {html.escape(str(rule))}.</div>' if rule else ""
     return (
         f'<details open><summary class="lu-title">Land use {html.escape(pa)} &rarr; {html.escape(pb)}</summary>'
-        f'<table class="lu-table lu-area"><thead><tr><th>class (ha)</th><th>{html.escape(pa)}</th><th>{html.escape(pb)}</th><th>net</th></tr></thead><tbody>{rows}</tbody></table>'
         f'<table class="lu-table lu-counts"><thead><tr><th>plots</th><th>n</th><th>ha</th></tr></thead><tbody>{counts}</tbody></table>'
-        f"{urban}{chart}{note_html}</details>"
+        f'<table class="lu-table lu-area"><thead><tr><th>class (ha)</th><th>{html.escape(pa)}</th><th>{html.escape(pb)}</th>'
+        f"<th>net</th><th>uncertain</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"{unc_html}{urban}{chart}{rule_html}{note_html}</details>"
     )
 
 
@@ -425,7 +479,7 @@ _CSS = """
 html, body { margin: 0; padding: 0; height: 100%; }
 .lu-panel { background: rgba(255,255,255,0.93); padding: 6px 8px; border-radius: 5px; font: 11px/1.35 sans-serif;
   box-shadow: 0 1px 5px rgba(0,0,0,0.4); }
-.lu-summary { max-height: 70vh; max-width: 330px; overflow: auto; }
+.lu-summary { max-height: calc(100vh - 130px); max-width: 340px; overflow: auto; }
 .lu-title { font-weight: bold; font-size: 12px; margin-bottom: 3px; cursor: pointer; }
 .lu-swatch { display: inline-block; width: 12px; height: 12px; margin-right: 5px; vertical-align: -2px;
   border: 1px solid #555; box-sizing: border-box; }
@@ -434,13 +488,18 @@ html, body { margin: 0; padding: 0; height: 100%; }
 .lu-table td, .lu-table th { padding: 1px 5px; text-align: right; }
 .lu-table td:first-child, .lu-table th:first-child { text-align: left; }
 .lu-table thead th { border-bottom: 1px solid #999; }
-.lu-urban ul { margin: 2px 0 4px 16px; padding: 0; }
+.lu-urban ul, .lu-uncertain ul { margin: 2px 0 4px 16px; padding: 0; }
+.lu-total td { border-top: 1px solid #999; font-weight: bold; }
+.lu-aside td { color: #666; }
+.lu-rule { color: #555; font-size: 10px; margin-top: 3px; }
+.lu-opacity { display: block; }
+.lu-opacity input { width: 110px; vertical-align: middle; }
 .lu-note { color: #7a4b00; margin-top: 3px; }
 .lu-popup table { border-collapse: collapse; font-size: 11px; }
 .lu-popup td { padding: 0 4px; }
 .lu-thumbs { display: flex; gap: 6px; margin-top: 4px; }
 .lu-thumbs figure { margin: 0; text-align: center; font-size: 10px; }
-.lu-thumbs img { display: block; width: 80px; height: 80px; image-rendering: auto; border: 1px solid #444; }
+.lu-thumbs img { display: block; width: 128px; height: 128px; image-rendering: auto; border: 1px solid #444; }
 .lu-swipe { position: absolute; inset: 0; z-index: 500; pointer-events: none; }
 .lu-swipe-line { position: absolute; top: 0; bottom: 0; width: 3px; margin-left: -1px; background: #fff;
   box-shadow: 0 0 3px rgba(0,0,0,0.8); }
@@ -458,7 +517,7 @@ html, body { margin: 0; padding: 0; height: 100%; }
 _JS = """
 (function () {
   var map = %(map)s;
-  var layers = {a: %(a)s, b: %(b)s, change: %(change)s};
+  var layers = {a: %(a)s, b: %(b)s, change: %(change)s, imageryA: %(img_a)s, imageryB: %(img_b)s};
   var R = window.landuseReport = {map: map, layers: layers, control: %(control)s, ready: false,
                                   readyAt: null, periods: %(periods)s, styles: %(styles)s};
   function esc(s) { return String(s).replace(/[&<>"']/g, function (c) {
@@ -497,7 +556,7 @@ _JS = """
     return c;
   }
   R.summary = panel('topleft', 'lu-summary', %(summary_html)s);
-  R.legend = panel('bottomleft', 'lu-legend', %(legend_html)s);
+  R.legend = panel('bottomright', 'lu-legend', %(legend_html)s);
 
   // swipe: period A left of the divider, period B right (each class layer in its own pane)
   var paneA = map.getPane(%(pane_a)s), paneB = map.getPane(%(pane_b)s);
@@ -533,10 +592,16 @@ _JS = """
                                          paddingBottomRight: [10, 10], animate: false});
   }
 
-  // ready once both class overlays have decoded
-  var pending = 2;
+  // class-layer opacity (both periods)
+  var op = R.legend.getContainer().querySelector('.lu-opacity input');
+  R.setClassOpacity = function (v) { op.value = v; layers.a.setOpacity(+v); layers.b.setOpacity(+v); };
+  op.addEventListener('input', function () { R.setClassOpacity(op.value); });
+
+  // ready once the overlays on the map have decoded
+  var shown = [layers.a, layers.b, layers.imageryA, layers.imageryB].filter(function (o) { return o && map.hasLayer(o); });
+  var pending = shown.length;
   function done() { if (--pending === 0) { R.ready = true; R.readyAt = performance.now(); } }
-  [layers.a, layers.b].forEach(function (o) {
+  shown.forEach(function (o) {
     var el = o.getElement();
     if (el && el.complete && el.naturalWidth) { done(); } else { o.once('load', done); }
   });
@@ -545,7 +610,7 @@ _JS = """
 
 _ON_EACH_FEATURE = """function (feature, layer) {
   var p = feature.properties;
-  layer.setStyle(p.status === 'changed' ? %(changed)s : %(uncertain)s);
+  layer.setStyle(p.status === 'changed' ? %(changed)s : (p.status === 'unknown' ? %(unknown)s : %(uncertain)s));
   layer.bindPopup(function () { return window.landuseReport.popupHtml(p); }, {maxWidth: 340});
 }"""
 
@@ -595,8 +660,10 @@ def build_map(
     features: list[dict],
     basemap: str = "none",
     notes: Sequence[str] = (),
+    imagery: tuple[ImageryOverlay, ImageryOverlay] | None = None,
 ) -> tuple[Any, dict]:
-    """The folium map (not yet made self-contained) and facts about it."""
+    """The folium map (not yet made self-contained) and facts about it. ``imagery``: each
+    period's imagery, drawn under that period's classes (on by default without a basemap)."""
     import folium
     from branca.element import Element, MacroElement
     from jinja2 import Template
@@ -612,12 +679,22 @@ def build_map(
     # between the tile pane (200) and the vector overlay pane (400): changes draw above the classes
     folium.map.CustomPane(pane_a, z_index=350, pointer_events=False).add_to(m)
     folium.map.CustomPane(pane_b, z_index=351, pointer_events=False).add_to(m)
+    img_names = ["null", "null"]
+    if imagery is not None:
+        # each period's imagery in that period's pane, added first: under its classes, clipped by the same swipe
+        for side, (ov, pane, layer) in enumerate(zip(imagery, (pane_a, pane_b), (a, b), strict=True)):
+            im = folium.raster_layers.ImageOverlay(ov.url, ov.bounds, name=f"{layer.period} imagery ({ov.metres_per_px:g} m/px)",
+                                                   pane=pane, opacity=1.0, interactive=False, className="lu-imagery",
+                                                   show=tiles is None)
+            im.add_to(m)
+            img_names[side] = im.get_name()
     opts = dict(opacity=0.85, pixelated=True, interactive=False, className="lu-classes")
     ov_a = folium.raster_layers.ImageOverlay(url_a, bounds, name=f"{a.period} classes", pane=pane_a, **opts)
     ov_b = folium.raster_layers.ImageOverlay(url_b, bounds_b, name=f"{b.period} classes", pane=pane_b, **opts)
     ov_a.add_to(m)
     ov_b.add_to(m)
-    on_each = _ON_EACH_FEATURE % {"changed": json.dumps(CHANGED_STYLE), "uncertain": json.dumps(UNCERTAIN_STYLE)}
+    on_each = _ON_EACH_FEATURE % {"changed": json.dumps(CHANGED_STYLE), "uncertain": json.dumps(UNCERTAIN_STYLE),
+                                  "unknown": json.dumps(UNKNOWN_STYLE)}
     gj = folium.GeoJson(
         {"type": "FeatureCollection", "features": features},
         name=f"change {a.period} \u2192 {b.period} ({len(features):,} plots)",
@@ -638,7 +715,9 @@ def build_map(
         "change": gj.get_name(),
         "control": control.get_name(),
         "periods": json.dumps([a.period, b.period]),
-        "styles": json.dumps({"changed": CHANGED_STYLE, "uncertain": UNCERTAIN_STYLE}),
+        "styles": json.dumps({"changed": CHANGED_STYLE, "uncertain": UNCERTAIN_STYLE, "unknown": UNKNOWN_STYLE}),
+        "img_a": img_names[0],
+        "img_b": img_names[1],
         "summary_html": _js_string(summary_html(a, b, summary, notes)),
         "legend_html": _js_string(legend_html(a.labels, a.colors)),
         "pane_a": json.dumps(pane_a),
@@ -656,6 +735,20 @@ def build_map(
     # added last so it runs after the layers and the control exist
     m.add_child(_Script(script), name="landuse_report")
     return m, {"overlay_px": shape, "features": len(features)}
+
+
+def imagery_layers(a: RunLayer, b: RunLayer, imagery_a: str | Sequence[str] | None, imagery_b: str | Sequence[str] | None,
+                   finest_m: float = FINEST_M, max_pixels: int = MAX_PIXELS) -> tuple[ImageryOverlay, ImageryOverlay]:
+    """Both periods' imagery overlays, from the runs' own sources (or the given ones)."""
+    out = []
+    for layer, override, side in ((a, imagery_a, "a"), (b, imagery_b, "b")):
+        info = layer.manifest.get("imagery") or {}
+        bands = info.get("bands_requested") or info.get("bands_arg")
+        stretch = info.get("stretch")
+        out.append(imagery_overlay(a.grid, imagery_sources(layer, override, side, what="the imagery layers", off="--no-imagery"),
+                                   bands=bands if isinstance(bands, list) else None,
+                                   stretch=stretch if isinstance(stretch, dict) else None, finest_m=finest_m, max_pixels=max_pixels))
+    return out[0], out[1]
 
 
 def render_offline(m: Any) -> str:
@@ -688,10 +781,15 @@ def write_report(
     max_thumbnails: int = DEFAULT_MAX_THUMBNAILS,
     readers: tuple[PlotReader, PlotReader] | None = None,
     progress: Callable[[str], None] | None = None,
+    imagery: bool = True,
+    imagery_m: float = FINEST_M,
+    imagery_max_pixels: int = MAX_PIXELS,
 ) -> ReportResult:
     """Build the web map report of runs A and B (and their change) into one HTML file, atomically.
 
-    ``readers`` replaces the imagery scenes for thumbnails (anything with ``read_plot``).
+    ``readers`` replaces the imagery scenes for thumbnails (anything with ``read_plot``);
+    ``imagery`` adds each period's imagery under its classes (at ``imagery_m`` metres per pixel
+    or coarser, at most ``imagery_max_pixels`` a period).
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -730,12 +828,18 @@ def write_report(
         notes.append("no imagery thumbnails (--no-thumbnails)")
     for w in summary.get("warnings") or []:
         notes.append(str(w))
+    overlays = None
+    if imagery:
+        say("drawing the imagery layers")
+        overlays = imagery_layers(a, b, imagery_a, imagery_b, imagery_m, imagery_max_pixels)
+        notes.append(f"imagery at {overlays[0].metres_per_px:g} m/px ({(overlays[0].bytes + overlays[1].bytes) / 1e6:.1f} MB)")
     say("building the map")
-    m, facts = build_map(a, b, summary, features, basemap=basemap, notes=notes)
+    m, facts = build_map(a, b, summary, features, basemap=basemap, notes=notes, imagery=overlays)
     page = render_offline(m)
     data = page.encode("utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_bytes(data)
     tmp.replace(out)
-    return ReportResult(out, len(data), time.perf_counter() - t0, len(features), n_thumbs, skipped, facts["overlay_px"], notes)
+    return ReportResult(out, len(data), time.perf_counter() - t0, len(features), n_thumbs, skipped, facts["overlay_px"], notes,
+                        overlays[0].metres_per_px if overlays else None, sum(o.bytes for o in overlays) if overlays else 0)
