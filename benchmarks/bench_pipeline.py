@@ -1,41 +1,38 @@
 """Throughput and memory of ``landuse classify`` against named baselines (not a timed test).
 
-On a generated county-like raster (default 20,000 x 20,000 px at 1 m, RGB, tiled 512, DEFLATE +
-predictor; the content is multi-scale noise like reference/performance.md's), same model, same
-machine, one run each:
+One script, one run, side by side on the same generated rasters and the same model (the bundled
+default model unless ``--model``):
 
-(a) bare inference on pre-loaded arrays: 2 processes x 1 onnxruntime thread, batch 8 (the
-    2-core ceiling of the model; also 1 process x 2 threads);
-(b) the pipeline end to end (``landuse.pipeline.classify_imagery``: grid, read, gate, infer,
-    parts, GeoParquet / GeoJSON / COG outputs), for each ``--schedulers`` entry, each in its own
-    process so peak RSS is its own (the process and its largest child);
-(c) the seeds' way: every plot exported as a PNG chip, then Custom Vision's export sample loop
-    (PIL open + resize, one ``session.run`` per image, default session options); both steps timed;
-(d) torchgeo: needs a separate environment, so not run here: ``bench_torchgeo.py`` (see its
-    docstring) writes ``benchmarks/results/bench_torchgeo.json``; when that file holds runs on a
-    raster of the same size, b/d is printed with the other ratios.
+(a) bare inference: ``onnxruntime`` ``session.run`` on pre-loaded float32 tensors, batch 1 / 8 / 32
+    x (1 process x 1 thread, 1 process x 2 threads, 2 processes x 1 thread); the best is the
+    ceiling. Measured before and after (b), (c), (d); the higher of the two counts (conservative).
+(b) ``landuse classify RASTER --period bench --out DIR`` run exactly as a user runs it (the
+    console script in a fresh process, default options, start-up and all outputs included) at
+    3,600 / 10,000 / 30,000 plots; wall from process start to exit; peak RSS of the process tree.
+(c) the warp path: the 10,000-plot raster classified on a grid in the next UTM zone
+    (``--grid``), every plot warped.
+(d) torchgeo at 10,000 plots: ``bench_torchgeo.py`` run by ``--torchgeo-python`` (a separate
+    venv, see that script), DataLoader workers 0 and 2, the best counts.
+
+Also: a per-phase profile of the 10,000-plot run (``summary.json`` ``timings.phases`` plus a
+single-thread split of one chunk's read into decode / merge / plot slicing and of a batch into
+assembly / preprocessing / ``session.run``), and ``--rss``: peak RSS of the default pipeline on
+about 1 GB and about 10 GB of imagery (a VRT mosaic of shifted copies of the 30,000-plot raster),
+with the mean-colour test model so the 10 GB run takes minutes, not an hour (the model's own
+memory is a constant).
+
+Rasters: RGB uint8 at 1 m in EPSG:32614, tiled 512, DEFLATE + predictor 2, multi-scale noise
+(as ``reference/performance.md``'s), the origin on the 224 m plot grid so every plot is whole;
+the 10,000-plot raster is generated, the others are cropped / repeated from it.
+Every result records the CPU model and flags (avx2 / avx512f / avx512_vnni / amx) and the load
+average (``os.getloadavg``) at the start and end of every measurement: the machine is shared.
 
 Usage::
 
-    python benchmarks/bench_pipeline.py [--size 20000 | --plots 30000] [--model PATH]
-        [--schedulers threads,local] [--skip-c] [--c-plots N] [--rss-scales 1,4]
+    python benchmarks/bench_pipeline.py [--plots 3600,10000,30000] [--torchgeo-python /tmp/tgvenv/bin/python]
+        [--rss] [--extra-schedulers local] [--model PATH]
 
-Writes ``benchmarks/results/bench_pipeline-<size>.json`` and prints the ratios b/a, b/c.
-
-Measured (2 cores shared with other jobs, load average 2-7 during the runs, so absolute rates
-are low and noisy; ratios come from one run each; default model = EfficientNet-Lite0 int8):
-
-| run | (a) bare | (b) threads | (b) local | (c) seeds' way | b/a | b/c | peak RSS (b) |
-|---|---|---|---|---|---|---|---|
-| 20,000 px, 8,190 plots, ``--warp --c-plots 2000`` | 94.2 | 75.6 | 69.9 | 23.6 | 0.80 | 3.2 | threads 674 MB; local 1,287 MB (client 317 + 2 x 525) |
-| 10,000 px, 2,070 plots, ``--skip-c --warp`` | 123.2 | 111.9 | 116.3 | | 0.94 | | |
-| ``--rss-scales 0.25,1`` (threads) | | | | | | | 639 MB at 10,000 px, 682 MB at 20,000 px (flat) |
-
-Rates are classified plots per second. Warp path (grid in the next UTM zone): 0.95 x the fast
-path in the 20,000 px run, 0.72 x in the 10,000 px run (warp reads cost 4 x the fast reads:
-100 s vs 24 s of CPU for 8,190 plots). Where (b) spends
-CPU (20,000 px, threads): read 24 s, inference 179 s, finalise 0.7 s. Before the GDAL block
-cache was capped (256 MB per process) the peak RSS was 1.86 GB (threads) / 1.56 GB per worker.
+Writes ``benchmarks/results/bench_pipeline.json`` and prints b/a, c/b, b/d.
 """
 
 from __future__ import annotations
@@ -54,91 +51,192 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+PLOT = 224
+# The raster shapes (plot rows x plot columns) of each plot count.
+SHAPES = {3600: (60, 60), 10000: (100, 100), 30000: (150, 200)}
+sys.path.insert(0, str(ROOT))
 
 
 def _shown(path: str | Path) -> str:
     """A path as results record it: relative to the repository when inside it (no machine paths)."""
     p = Path(path).resolve()
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
-RESULTS = ROOT / "benchmarks" / "results"
-sys.path.insert(0, str(ROOT))
+
+
+def machine() -> dict:
+    """CPU model, the vector flags that decide inference speed, cores, software versions."""
+    flags: set[str] = set()
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    import onnxruntime
+    import rasterio
+
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "flags": {f: f in flags for f in wanted},
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
+    }
+
+
+def load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
 
 
 # -- inputs ----------------------------------------------------------------------------------
 
 
-def make_raster(path: Path, size: int, seed: int = 0) -> Path:
-    """RGB uint8 ``size`` x ``size`` at 1 m in EPSG:32614, tiled 512, DEFLATE + predictor 2."""
+def make_raster(path: Path, rows: int, cols: int, seed: int = 0) -> Path:
+    """RGB uint8 ``rows`` x ``cols`` plots at 1 m in EPSG:32614 (origin on the 224 m grid),
+    tiled 512, DEFLATE + predictor 2."""
     import rasterio
     from affine import Affine
     from rasterio.windows import Window
 
     if path.exists():
         return path
+    h, w = rows * PLOT, cols * PLOT
     rng = np.random.default_rng(seed)
     tmp = path.with_suffix(".tmp.tif")
-    profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs="EPSG:32614",
-                   transform=Affine(1.0, 0, 500_000.0, 0, -1.0, 4_700_000.0), tiled=True, blockxsize=512,
+    x0, y0 = 2232 * PLOT, 20982 * PLOT  # 499,968 E / 4,699,968 N: multiples of 224 m
+    profile = dict(driver="GTiff", width=w, height=h, count=3, dtype="uint8", crs="EPSG:32614",
+                   transform=Affine(1.0, 0, x0, 0, -1.0, y0), tiled=True, blockxsize=512,
                    blockysize=512, compress="DEFLATE", predictor=2, interleave="pixel", BIGTIFF="IF_SAFER")
-    strip = 512
-    coarse = rng.uniform(40, 200, (3, math.ceil(size / 128) + 2, math.ceil(size / 128) + 2)).astype(np.float32)
+    coarse = rng.uniform(40, 200, (3, math.ceil(h / 128) + 2, math.ceil(w / 128) + 2)).astype(np.float32)
+    cpos = np.arange(w) / 128.0
+    ci = cpos.astype(int)
+    fc = (cpos - ci)[None, None, :]
     with rasterio.open(tmp, "w", **profile) as dst:
-        for r0 in range(0, size, strip):
-            h = min(strip, size - r0)
-            rows = np.arange(r0, r0 + h) / 128.0
-            cols = np.arange(size) / 128.0
-            ri, ci = rows.astype(int), cols.astype(int)
-            fr, fc = (rows - ri)[None, :, None], (cols - ci)[None, None, :]
+        for r0 in range(0, h, 512):
+            hh = min(512, h - r0)
+            rpos = np.arange(r0, r0 + hh) / 128.0
+            ri = rpos.astype(int)
+            fr = (rpos - ri)[None, :, None]
             base = (coarse[:, ri][:, :, ci] * (1 - fr) * (1 - fc) + coarse[:, ri + 1][:, :, ci] * fr * (1 - fc)
                     + coarse[:, ri][:, :, ci + 1] * (1 - fr) * fc + coarse[:, ri + 1][:, :, ci + 1] * fr * fc)
-            mid = np.kron(rng.normal(0, 12, (3, math.ceil(h / 16), math.ceil(size / 16))), np.ones((1, 16, 16)))
-            data = base + mid[:, :h, :size] + rng.normal(0, 6, (1, h, size))
-            dst.write(np.clip(data, 0, 255).astype(np.uint8), window=Window(0, r0, size, h))
+            mid = np.kron(rng.normal(0, 12, (3, math.ceil(hh / 16), math.ceil(w / 16))).astype(np.float32),
+                          np.ones((1, 16, 16), np.float32))
+            data = base + mid[:, :hh, :w] + rng.normal(0, 6, (1, hh, w)).astype(np.float32)
+            dst.write(np.clip(data, 0, 255).astype(np.uint8), window=Window(0, r0, w, hh))
     tmp.rename(path)
     return path
 
 
-def build_model(folder: Path) -> Path:
-    """An EfficientNet-Lite0 (ImageNet weights, 3-class head) Custom Vision-style export."""
+def derive_raster(path: Path, base: Path, rows: int, cols: int) -> Path:
+    """A ``rows`` x ``cols`` plot raster of ``base``'s layout and content, cropped or repeated
+    (wrapping around; the content repeats only at the base's 22 km scale, so decoding costs the
+    same): generating fresh noise for 30,000 plots takes half an hour on a loaded 2-core box."""
+    import rasterio
+    from rasterio.windows import Window
+
+    if path.exists():
+        return path
+    tmp = path.with_suffix(".tmp.tif")
+    h, w = rows * PLOT, cols * PLOT
+    with rasterio.open(base) as src:
+        profile = {**src.profile, "width": w, "height": h, "tiled": True, "blockxsize": 512, "blockysize": 512,
+                   "compress": "DEFLATE", "predictor": 2, "interleave": "pixel", "BIGTIFF": "IF_SAFER"}
+        cols_idx = np.arange(w) % src.width
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for r0 in range(0, h, 512):
+                idx = np.arange(r0, min(h, r0 + 512)) % src.height
+                runs = np.split(idx, np.flatnonzero(np.diff(idx) != 1) + 1)
+                data = np.concatenate([src.read(window=Window(0, int(r[0]), src.width, r.size)) for r in runs], axis=1)
+                dst.write(np.ascontiguousarray(data[:, :, cols_idx]), window=Window(0, r0, w, idx.size))
+    tmp.rename(path)
+    return path
+
+
+def mosaic_vrt(path: Path, source: Path, copies: int) -> Path:
+    """A VRT placing ``copies`` copies of ``source`` side by side (west to east)."""
+    import rasterio
+
+    with rasterio.open(source) as src:
+        w, h, t = src.width, src.height, src.transform
+        crs = src.crs.to_wkt()
+    bands = []
+    for b in (1, 2, 3):
+        srcs = "".join(
+            f'<SimpleSource><SourceFilename relativeToVRT="0">{source}</SourceFilename><SourceBand>{b}</SourceBand>'
+            f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/><DstRect xOff="{k * w}" yOff="0" xSize="{w}" ySize="{h}"/>'
+            f"</SimpleSource>" for k in range(copies))
+        interp = ("Red", "Green", "Blue")[b - 1]
+        bands.append(f'<VRTRasterBand dataType="Byte" band="{b}"><ColorInterp>{interp}</ColorInterp>{srcs}</VRTRasterBand>')
+    xml = (f'<VRTDataset rasterXSize="{w * copies}" rasterYSize="{h}"><SRS>{crs}</SRS>'
+           f"<GeoTransform>{t.c}, {t.a}, 0, {t.f}, 0, {t.e}</GeoTransform>{''.join(bands)}</VRTDataset>")
+    path.write_text(xml)
+    return path
+
+
+def mean_colour_model(folder: Path, size: int = PLOT) -> Path:
+    """A Custom Vision-style export whose graph is a mean colour + MatMul + Softmax at
+    ``size`` x ``size`` input: costs ~nothing, so a run over 10 GB of imagery measures the
+    pipeline's memory, not the model's speed."""
+    import onnx
+    from onnx import TensorProto, helper
+
     if (folder / "model.onnx").exists():
         return folder
-    import torch
-
-    from landuse.training.export import export_onnx, write_export
-    from landuse.training.model import export_wrapper, pretrained_lite0
-
-    torch.manual_seed(0)
-    net = pretrained_lite0(3)
-    with tempfile.TemporaryDirectory() as td:
-        onnx_file = export_onnx(export_wrapper(net), Path(td) / "model.onnx", 224, "bench-lite0", "1")
-        write_export(folder, onnx_file, ["Barren", "Cultivated", "Developed"], 224, {"purpose": "benchmark"})
+    folder.mkdir(parents=True, exist_ok=True)
+    w = np.eye(3, dtype=np.float32) * 8.0
+    nodes = [
+        helper.make_node("ReduceMean", ["data"], ["means"], axes=[2, 3], keepdims=0),
+        helper.make_node("MatMul", ["means", "W"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["model_output"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "meancolour",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("model_output", TensorProto.FLOAT, ["N", 3])],
+        initializer=[helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel().tolist())],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    for k, v in {"Image.BitmapPixelFormat": "Rgb8", "Image.NominalPixelRange": "Normalized_0_1"}.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, folder / "model.onnx")
+    (folder / "labels.txt").write_text("red\ngreen\nblue\n")
     return folder
 
 
 class RssSampler:
-    """Peak RSS (MB) of this process, of its largest child and of the whole tree, sampled every
-    0.1 s with psutil (``ru_maxrss`` would not do: a fork + exec child inherits its parent's peak)."""
+    """Peak RSS (MB) of a process tree (a pid and its children), sampled every 0.1 s with psutil."""
 
-    def __init__(self, every: float = 0.1) -> None:
+    def __init__(self, pid: int, every: float = 0.1) -> None:
         import threading
 
-        self.every = every
-        self.peak = {"self": 0.0, "largest_child": 0.0, "total": 0.0}
+        self.pid, self.every = pid, every
+        self.peak = {"main": 0.0, "largest_child": 0.0, "total": 0.0}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
         import psutil
 
-        me = psutil.Process()
-        own = me.memory_info().rss / 2**20
-        kids = []
-        for child in me.children(recursive=True):
-            try:
-                kids.append(child.memory_info().rss / 2**20)
-            except psutil.Error:
-                continue
-        self.peak["self"] = max(self.peak["self"], own)
+        try:
+            me = psutil.Process(self.pid)
+            own = me.memory_info().rss / 2**20
+            kids = []
+            for child in me.children(recursive=True):
+                try:
+                    kids.append(child.memory_info().rss / 2**20)
+                except psutil.Error:
+                    continue
+        except psutil.Error:
+            return
+        self.peak["main"] = max(self.peak["main"], own)
         self.peak["largest_child"] = max(self.peak["largest_child"], max(kids, default=0.0))
         self.peak["total"] = max(self.peak["total"], own + sum(kids))
 
@@ -154,125 +252,229 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._sample()
         self.peak = {k: round(v, 1) for k, v in self.peak.items()}
 
 
 # -- (a) bare inference ----------------------------------------------------------------------
 
 
-def _infer_worker(args: tuple[str, int, int, int]) -> tuple[float, int]:
-    model, n, batch, threads = args
-    from landuse.classify.base import load_classifier
+def _session(model: str, threads: int):  # noqa: ANN202 - onnxruntime type
+    import onnxruntime as ort
 
-    clf = load_classifier(model, threads=threads, batch_size=batch)
-    rng = np.random.default_rng(1)
-    x = rng.integers(0, 256, (n, 224, 224, 3), dtype=np.uint8)
-    clf.predict(x[:batch])  # warm-up
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(Path(model) / "model.onnx"), sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def _bare(model: str, batch: int, threads: int, seconds: float, barrier=None) -> tuple[int, float]:  # noqa: ANN001
+    """Images and seconds of ``session.run`` on one pre-loaded float32 batch, for ~``seconds``."""
+    sess = _session(model, threads)
+    inp = sess.get_inputs()[0]
+    shape = [batch if not isinstance(d, int) or d <= 0 else d for d in inp.shape]
+    if shape[0] != batch:
+        batch = shape[0]
+    x = np.random.default_rng(1).random(shape, dtype=np.float32)
+    name = inp.name
     t0 = time.perf_counter()
-    for i in range(0, n, batch):
-        clf.predict(x[i : i + batch])
-    return time.perf_counter() - t0, n
+    k = 0
+    while time.perf_counter() - t0 < 0.3 or k < 2:  # warm-up, and the calls per second
+        sess.run(None, {name: x})
+        k += 1
+    calls = max(3, int(seconds * k / (time.perf_counter() - t0)))
+    if barrier is not None:
+        barrier.wait()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        sess.run(None, {name: x})
+    return calls * batch, time.perf_counter() - t0
 
 
-def bench_a(model: str, n: int, batch: int = 8) -> dict:
-    from concurrent.futures import ProcessPoolExecutor
+def _bare_proc(args: tuple) -> tuple[int, float]:
+    model, batch, threads, seconds, barrier = args
+    return _bare(model, batch, threads, seconds, barrier)
 
-    out = {}
-    with ProcessPoolExecutor(2) as ex:
-        list(ex.map(_infer_worker, [(model, batch, batch, 1)] * 2))  # start + load
-        t0 = time.perf_counter()
-        res = list(ex.map(_infer_worker, [(model, n // 2, batch, 1)] * 2))
-        wall = time.perf_counter() - t0
-    out["2proc_x_1thread"] = {"plots": n, "wall_s": round(wall, 3), "plots_per_s": round(n / max(r[0] for r in res), 1)}
-    s, k = _infer_worker((model, n // 2, batch, 2))
-    out["1proc_x_2threads"] = {"plots": k, "wall_s": round(s, 3), "plots_per_s": round(k / s, 1)}
-    out["best_plots_per_s"] = max(v["plots_per_s"] for v in out.values() if isinstance(v, dict))
+
+def bench_a(model: str, seconds: float = 2.0) -> dict:
+    """Best of batch 1 / 8 / 32 x (1 x 1, 1 x 2, 2 processes x 1 thread)."""
+    import multiprocessing as mp
+
+    out: dict = {"load_before": load(), "runs": []}
+    ctx = mp.get_context("spawn")
+    for batch in (1, 8, 32):
+        for procs, threads in ((1, 1), (1, 2), (2, 1)):
+            if procs == 1:
+                n, s = _bare(model, batch, threads, seconds)
+                rate = n / s
+            else:
+                with ctx.Manager() as mgr:
+                    barrier = mgr.Barrier(procs)
+                    with ctx.Pool(procs) as pool:
+                        res = pool.map(_bare_proc, [(model, batch, threads, seconds, barrier)] * procs)
+                rate = sum(n for n, _ in res) / max(s for _, s in res)
+            out["runs"].append({"batch": batch, "procs": procs, "threads": threads, "plots_per_s": round(rate, 1)})
+    best = max(out["runs"], key=lambda r: r["plots_per_s"])
+    out["best"] = best
+    out["best_plots_per_s"] = best["plots_per_s"]
+    out["load_after"] = load()
     return out
 
 
-# -- (b) the pipeline ------------------------------------------------------------------------
+# -- (b) / (c) the command as a user runs it -------------------------------------------------
 
 
-def run_b(raster: str, model: str, out: str, scheduler: str, workers: int, chunk_plots: int, batch: int,
-          grid_file: str | None = None) -> dict:
-    """One pipeline run in this process (called in a fresh subprocess)."""
-    from landuse.pipeline import classify_imagery
+def landuse_exe() -> str:
+    exe = Path(sys.executable).parent / "landuse"
+    return str(exe) if exe.exists() else "landuse"
 
+
+def run_cli(raster: Path, out: Path, extra: list[str] | None = None, model: str | None = None,
+            src: Path | None = None) -> dict:
+    """``landuse classify RASTER --period bench --out OUT --overwrite [extra]``: wall (process
+    start to exit), peak RSS of the process tree, and the run's summary timings. ``src``: run the
+    package found there instead (an export of an older commit, via PYTHONPATH)."""
+    cmd = [landuse_exe(), "classify", str(raster), "--period", "bench", "--out", str(out), "--overwrite"]
+    if model:
+        cmd += ["--model", model]
+    cmd += extra or []
+    before = load()
     t0 = time.perf_counter()
-    with RssSampler() as rss:
-        res = classify_imagery([raster], out, period="bench", model=model, scheduler=scheduler, workers=workers,
-                               chunk_plots=chunk_plots, batch_size=batch, overwrite=True, quiet=True,
-                               grid_file=grid_file)
+    env = {**os.environ, "PYTHONPATH": str(src)} if src else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=src or ROOT, env=env)
+    with RssSampler(proc.pid) as rss:
+        stdout, stderr = proc.communicate()
     wall = time.perf_counter() - t0
-    s = res.summary
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
+    s = json.loads((out / "summary.json").read_text())
+    t = s["timings"]
     return {
-        "scheduler": scheduler,
+        "command": " ".join(["landuse", *cmd[1:2], _shown(raster), *cmd[3:5], "DIR", *cmd[6:]]),
         "plots": s["plots"]["total"],
         "plots_classified": s["plots"]["classified"],
         "wall_s": round(wall, 3),
-        "plots_per_s": round(s["plots"]["total"] / wall, 1),
-        # the rate compared with (a) and (c): plots actually classified (edge plots of the
-        # origin-anchored grid are partial and not classified)
         "classified_per_s": round(s["plots"]["classified"] / wall, 1),
-        "timings": s["timings"],
+        "startup_s": round(wall - t["wall_s"] - sum(t.get("phases", {}).get(k, 0.0) for k in ("open_imagery", "plan_grid")), 3)
+        if "phases" in t else None,
+        "outside_classify_scene_s": round(wall - t["wall_s"], 3),
+        "timings": t,
         "peak_rss_mb": rss.peak,
+        "load_before": before,
+        "load_after": load(),
     }
 
 
-def bench_b(raster: Path, model: str, work: Path, scheduler: str, workers: int, chunk_plots: int, batch: int,
-            grid_file: Path | None = None) -> dict:
-    out = work / f"run-{scheduler}{'-warp' if grid_file else ''}"
-    spec = [str(raster), model, str(out), scheduler, workers, chunk_plots, batch, str(grid_file) if grid_file else None]
-    cmd = [sys.executable, __file__, "--_run-b", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        raise SystemExit(f"(b) {scheduler} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+# -- the profile's single-thread split of read and inference ---------------------------------
 
 
-# -- (c) the seeds' way ------------------------------------------------------------------------
-
-
-def bench_c(raster: Path, model: str, work: Path, limit: int | None) -> dict:
-    """PNG chips, then the Custom Vision sample loop (PIL, one session.run per image)."""
-    import onnxruntime as ort
+def micro_profile(raster: Path, model: str, plots: int = 800) -> dict:
+    """Per plot (ms of CPU of one thread, ``time.thread_time``: steadier than wall on a shared
+    machine): GDAL read of the strips (decode), Scene.read_region (read + merge),
+    Scene.read_chunk (+ slicing into plots), the same ground read through the warp path (grid in
+    the next UTM zone); batch assembly, preprocessing, session.run."""
     import rasterio
-    from PIL import Image
     from rasterio.windows import Window
 
-    chips = work / "chips"
-    chips.mkdir(exist_ok=True)
-    t0 = time.perf_counter()
-    paths = []
-    with rasterio.open(raster) as src:
-        n_r, n_c = src.height // 224, src.width // 224
-        for r in range(n_r):
-            for c in range(n_c):
-                if limit and len(paths) >= limit:
-                    break
-                arr = src.read(window=Window(c * 224, r * 224, 224, 224))
-                p = chips / f"plot_{r}_{c}.png"
-                Image.fromarray(np.ascontiguousarray(arr.transpose(1, 2, 0))).save(p)
-                paths.append(p)
-    export_s = time.perf_counter() - t0
+    from landuse.classify.base import load_classifier
+    from landuse.grid import Chunk, PlotGrid
+    from landuse.imagery import Scene
 
-    session = ort.InferenceSession(str(Path(model) / "model.onnx"), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    t0 = time.perf_counter()
-    for p in paths:
-        image = Image.open(p).convert("RGB").resize((224, 224))
-        x = np.array(image, dtype=np.float32)[np.newaxis].transpose(0, 3, 1, 2)
-        session.run(None, {name: x})
-    infer_s = time.perf_counter() - t0
-    n = len(paths)
-    return {
-        "plots": n,
-        "export_png_s": round(export_s, 3),
-        "classify_s": round(infer_s, 3),
-        "plots_per_s": round(n / (export_s + infer_s), 1),
-        "classify_only_plots_per_s": round(n / infer_s, 1),
-    }
+    scene = Scene.open([str(raster)])
+    grid = PlotGrid.from_footprints(list(scene.footprints()))
+    width = min(grid.width, 100)
+    rows = max(1, plots // width)
+    strips = [Chunk(r, 0, 1, width) for r in range(rows)]
+    n = rows * width
+    out: dict = {"plots": n, "load_before": load()}
+    os.environ.setdefault("GDAL_CACHEMAX", "256")
+    with rasterio.open(raster) as ds:
+        t0 = time.thread_time()
+        for ch in strips:
+            ds.read([1, 2, 3], window=Window(ch.col_off * PLOT, ch.row_off * PLOT, ch.width * PLOT, PLOT))
+        out["gdal_read_ms"] = (time.thread_time() - t0) / n * 1e3
+    from landuse.imagery import close_datasets
+
+    close_datasets()
+    t0 = time.thread_time()
+    for ch in strips:
+        scene.read_region(grid, ch)
+    out["read_region_ms"] = (time.thread_time() - t0) / n * 1e3
+    close_datasets()
+    t0 = time.thread_time()
+    pix = None
+    for ch in strips:
+        pix, _ = scene.read_chunk(grid, ch)
+    out["read_chunk_ms"] = (time.thread_time() - t0) / n * 1e3
+    # the warp path's read of the same ground: the grid in the next UTM zone (every plot resampled)
+    wgrid = PlotGrid.from_rasters([raster], crs="EPSG:32613")
+    cov = scene.coverage(wgrid)
+    r_mid = wgrid.height // 2
+    inside = np.flatnonzero(cov[r_mid] >= 1.0)
+    wstrips = [Chunk(r, int(inside[0]) + k, 1, 32) for r in range(r_mid - rows // 2, r_mid + rows - rows // 2)
+               for k in range(0, min(width, inside.size - 32), 32)]
+    close_datasets()
+    t0 = time.thread_time()
+    for ch in wstrips:
+        scene.read_chunk(wgrid, ch)
+    wn = sum(ch.size for ch in wstrips)
+    out["warp_read_chunk_ms"] = (time.thread_time() - t0) / max(wn, 1) * 1e3
+    clf = load_classifier(model, threads=1, batch_size=8)
+    assert pix is not None
+    idx = np.arange(pix.shape[0])
+    t_asm = t_pred = 0.0
+    k = 0
+    for b in range(0, pix.shape[0] - 7, 8):
+        t0 = time.thread_time()
+        batch = np.ascontiguousarray(pix[idx[b : b + 8]])
+        t1 = time.thread_time()
+        clf.predict(batch)
+        t2 = time.thread_time()
+        t_asm, t_pred, k = t_asm + t1 - t0, t_pred + t2 - t1, k + 8
+    sess = _session(model, 1)
+    name = sess.get_inputs()[0].name
+    x = np.random.default_rng(1).random((8, 3, *clf.input_size), dtype=np.float32)
+    t0 = time.thread_time()
+    reps = max(1, k // 8)
+    for _ in range(reps):
+        sess.run(None, {name: x})
+    run_ms = (time.thread_time() - t0) / (reps * 8) * 1e3
+    out.update({
+        "batch_assembly_ms": t_asm / k * 1e3,
+        "predict_ms": t_pred / k * 1e3,
+        "session_run_ms": run_ms,
+    })
+    out["decode_ms"] = out["gdal_read_ms"]
+    out["merge_ms"] = out["read_region_ms"] - out["gdal_read_ms"]
+    out["slice_into_plots_ms"] = out["read_chunk_ms"] - out["read_region_ms"]
+    out["preprocess_ms"] = out["predict_ms"] - run_ms
+    out["resample_warp_ms"] = out["warp_read_chunk_ms"] - out["read_chunk_ms"]
+    out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
+    out["load_after"] = load()
+    return out
+
+
+# -- (d) torchgeo ------------------------------------------------------------------------------
+
+
+def bench_d(python: str, raster: Path, model: str, work: Path) -> dict:
+    runs = []
+    for workers in (0, 2):
+        dest = work / f"torchgeo-{workers}.json"
+        dest.unlink(missing_ok=True)
+        before = load()
+        cmd = [python, str(ROOT / "benchmarks" / "bench_torchgeo.py"), "--raster", str(raster),
+               "--model", str(Path(model) / "model.onnx"), "--workers", str(workers), "--out", str(dest)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            return {"error": f"{' '.join(cmd[:2])} failed: {last}", "runs": runs}
+        entry = json.loads(dest.read_text())["runs"][-1]
+        entry["load_before"], entry["load_after"] = before, load()
+        runs.append(entry)
+    return {"runs": runs, "best_plots_per_s": max(r["plots_per_s"] for r in runs)}
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -280,98 +482,126 @@ def bench_c(raster: Path, model: str, work: Path, limit: int | None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=20_000, help="raster side in pixels (1 m)")
-    ap.add_argument("--plots", type=int, help="size the raster to about this many 224 m plots instead")
-    ap.add_argument("--model", help="model export (default: the bundled model, else an EfficientNet-Lite0 built here)")
+    ap.add_argument("--plots", default="3600,10000,30000", help="plot counts of (b): any of 3600, 10000, 30000")
+    ap.add_argument("--model", help="model export folder (default: the bundled model)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "landuse-bench", help="scratch folder")
-    ap.add_argument("--schedulers", default="threads,local")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--chunk-plots", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--a-plots", type=int, default=800)
-    ap.add_argument("--skip-c", action="store_true")
-    ap.add_argument("--c-plots", type=int, help="only the first N plots for (c) (the rate is per plot)")
-    ap.add_argument("--rss-scales", default="", help="e.g. 1,4: also run (b) threads on rasters of 1x and 4x the area")
-    ap.add_argument("--warp", action="store_true", help="also run (b) threads on a grid in the next UTM zone (warp path)")
-    ap.add_argument("--_run-b", dest="run_b", help=argparse.SUPPRESS)
+    ap.add_argument("--torchgeo-python", default="/tmp/tgvenv/bin/python", help="python of the torchgeo venv for (d)")
+    ap.add_argument("--extra-schedulers", default="", help="also run (b) at 10,000 plots with these --scheduler values")
+    ap.add_argument("--skip-warp", action="store_true")
+    ap.add_argument("--before-src", type=Path, help="also run (b) at 10,000 plots with the package in this folder "
+                    "(`git archive C | tar -x -C DIR; echo C > DIR/.commit`): the figures before the changes")
+    ap.add_argument("--before-schedulers", default="local,threads", help="--scheduler values of the --before-src runs")
+    ap.add_argument("--rss", action="store_true", help="peak RSS on ~1 GB and ~10 GB of imagery (mean-colour model)")
+    ap.add_argument("--a-seconds", type=float, default=2.0)
+    ap.add_argument("--out", type=Path, default=RESULTS / "bench_pipeline.json")
     args = ap.parse_args(argv)
-    if args.run_b:
-        print(json.dumps(run_b(*json.loads(args.run_b))))
-        return 0
 
-    size = int(math.ceil(math.sqrt(args.plots)) * 224) if args.plots else args.size
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    from landuse.classify.base import DEFAULT_MODEL_DIR
+    from landuse.classify.base import DEFAULT_MODEL_DIR, sha256_file
 
-    if args.model:
-        model = str(Path(args.model).resolve())
-    elif (DEFAULT_MODEL_DIR / "model.onnx").exists():
-        model = str(DEFAULT_MODEL_DIR)
-    else:
-        model = str(build_model(work / "lite0-model"))
-    print(f"model: {model}", flush=True)
-    t0 = time.perf_counter()
-    raster = make_raster(work / f"county_{size}.tif", size)
-    print(f"raster: {raster} ({raster.stat().st_size / 1e6:.0f} MB, made/checked in {time.perf_counter() - t0:.0f} s)", flush=True)
+    model = str(Path(args.model).resolve()) if args.model else str(DEFAULT_MODEL_DIR)
+    plots = [int(p) for p in args.plots.split(",") if p]
+    rasters = {}
+    for n in sorted(set(plots) | {10000}, key=lambda k: k != 10000):
+        t0 = time.perf_counter()
+        path = work / f"county_{SHAPES[n][0]}x{SHAPES[n][1]}.tif"
+        rasters[n] = make_raster(path, *SHAPES[n]) if n == 10000 else derive_raster(path, rasters[10000], *SHAPES[n])
+        print(f"raster {n:,} plots: {rasters[n]} ({rasters[n].stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t0:.0f} s)", flush=True)
 
     result: dict = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "raster": {"size_px": size, "mb": round(raster.stat().st_size / 1e6, 1), "layout": "tiled 512, DEFLATE+PRED2, RGB"},
-        "model": _shown(model),
+        "machine": machine(),
+        "model": {"path": _shown(model), "sha256": sha256_file(Path(model) / "model.onnx"),
+                  "int8": b"QuantizeLinear" in (Path(model) / "model.onnx").read_bytes()},
+        "rasters": {str(n): {"plots": n, "shape_plots": SHAPES[n], "mb": round(r.stat().st_size / 1e6, 1),
+                             "layout": "1 m RGB, tiled 512, DEFLATE+PRED2, origin on the 224 m grid"}
+                    for n, r in rasters.items()},
+        "load_start": load(),
     }
-    result["a"] = bench_a(model, args.a_plots, args.batch_size)
-    print(f"(a) bare inference: {result['a']}", flush=True)
+    print(f"machine: {result['machine']}\nmodel: {result['model']}", flush=True)
+    result["a_first"] = bench_a(model, args.a_seconds)
+    print(f"(a) bare inference: best {result['a_first']['best']} load {result['a_first']['load_before']}", flush=True)
+
     result["b"] = {}
-    for sched in [s for s in args.schedulers.split(",") if s]:
-        result["b"][sched] = bench_b(raster, model, work, sched, args.workers, args.chunk_plots, args.batch_size)
-        print(f"(b) pipeline [{sched}]: {result['b'][sched]['classified_per_s']} classified plots/s, "
-              f"wall {result['b'][sched]['wall_s']} s, peak RSS {result['b'][sched]['peak_rss_mb']}", flush=True)
-    # (a) again after (b): on a shared machine, the better of the two is the ceiling
-    again = bench_a(model, args.a_plots, args.batch_size)
-    print(f"(a) bare inference, again: {again}", flush=True)
-    result["a_first"] = dict(result["a"])
-    result["a_again"] = again
-    result["a"]["best_plots_per_s"] = max(result["a"]["best_plots_per_s"], again["best_plots_per_s"])
-    if not args.skip_c:
-        result["c"] = bench_c(raster, model, work, args.c_plots)
-        print(f"(c) seeds' way: {result['c']}", flush=True)
-    if args.warp:
+    for n in plots:
+        r = run_cli(rasters[n], work / f"run-{n}")
+        result["b"][str(n)] = r
+        print(f"(b) landuse classify, {n:,} plots: {r['classified_per_s']} plots/s, wall {r['wall_s']} s "
+              f"(start-up {r['startup_s']} s), scheduler {r['timings']['scheduler']}, peak RSS {r['peak_rss_mb']}, "
+              f"load {r['load_before']}", flush=True)
+    result["b_schedulers"] = {}
+    for sched in [s for s in args.extra_schedulers.split(",") if s]:
+        r = run_cli(rasters[10000], work / f"run-10000-{sched}", ["--scheduler", sched])
+        result["b_schedulers"][sched] = r
+        print(f"(b) --scheduler {sched}, 10,000 plots: {r['classified_per_s']} plots/s, wall {r['wall_s']} s", flush=True)
+    if args.before_src:
+        marker = args.before_src / ".commit"  # written by whoever exported the tree
+        result["b_before"] = {"src_commit": marker.read_text().strip() if marker.exists() else args.before_src.name}
+        for sched in [s for s in args.before_schedulers.split(",") if s]:
+            r = run_cli(rasters[10000], work / f"run-10000-before-{sched}", ["--scheduler", sched], src=args.before_src.resolve())
+            result["b_before"][sched] = r
+            print(f"(b) before the changes, --scheduler {sched}, 10,000 plots: {r['classified_per_s']} plots/s, "
+                  f"wall {r['wall_s']} s, load {r['load_before']}", flush=True)
+    result["profile_10000"] = micro_profile(rasters[10000], model)
+    print(f"profile (ms per plot, one thread): {result['profile_10000']}", flush=True)
+
+    if not args.skip_warp:
         from landuse.grid import PlotGrid
 
         gfile = work / "grid_zone13.json"
-        PlotGrid.from_rasters([raster], crs="EPSG:32613").save(gfile)
-        result["b_warp"] = bench_b(raster, model, work, "threads", args.workers, args.chunk_plots, args.batch_size, gfile)
-        fast = result["b"].get("threads", {}).get("classified_per_s")
-        result["b_warp"]["vs_fast_path"] = round(result["b_warp"]["classified_per_s"] / fast, 3) if fast else None
-        print(f"(b) warp path (grid in EPSG:32613): {result['b_warp']['classified_per_s']} plots/s, "
-              f"{result['b_warp']['vs_fast_path']} x the fast path", flush=True)
-    if args.rss_scales:
-        result["rss_scaling"] = {}
-        for k in [float(v) for v in args.rss_scales.split(",")]:
-            side = int(round(size * math.sqrt(k)))
-            r = make_raster(work / f"county_{side}.tif", side)
-            b = bench_b(r, model, work, "threads", args.workers, args.chunk_plots, args.batch_size)
-            result["rss_scaling"][str(k)] = {"size_px": side, "plots": b["plots"], "peak_rss_mb": b["peak_rss_mb"],
-                                             "plots_per_s": b["plots_per_s"]}
-            print(f"RSS at {k}x area: {result['rss_scaling'][str(k)]}", flush=True)
+        PlotGrid.from_rasters([rasters[10000]], crs="EPSG:32613").save(gfile)
+        r = run_cli(rasters[10000], work / "run-10000-warp", ["--grid", str(gfile)])
+        result["c"] = r
+        print(f"(c) warp path, grid in EPSG:32613: {r['classified_per_s']} plots/s of {r['plots_classified']:,} "
+              f"classified, wall {r['wall_s']} s", flush=True)
+    tg = Path(args.torchgeo_python)
+    if tg.exists():
+        result["d"] = bench_d(str(tg), rasters[10000], model, work)
+        print(f"(d) torchgeo, 10,000 plots: {result['d'].get('error') or [(r['workers'], r['plots_per_s']) for r in result['d']['runs']]}",
+              flush=True)
+    else:
+        print(f"(d) skipped: {tg} does not exist (see bench_torchgeo.py)", flush=True)
 
-    best_b = max(v["classified_per_s"] for v in result["b"].values()) if result["b"] else None
-    ratios = {}
-    if best_b:
-        ratios["b/a"] = round(best_b / result["a"]["best_plots_per_s"], 3)
-        if "c" in result:
-            ratios["b/c"] = round(best_b / result["c"]["plots_per_s"], 3)
-        tg = RESULTS / "bench_torchgeo.json"  # (d), from bench_torchgeo.py in its own venv
-        for d in json.loads(tg.read_text())["runs"] if tg.exists() else []:
-            if (d["raster"]["width"], d["raster"]["height"]) == (size, size):
-                ratios[f"b/d {d['precision']} workers={d['workers']} batch={d['batch']}"] = round(best_b / d["plots_per_s"], 3)
+    result["a_again"] = bench_a(model, args.a_seconds)
+    print(f"(a) bare inference, again: best {result['a_again']['best']}", flush=True)
+    a = max(result["a_first"]["best_plots_per_s"], result["a_again"]["best_plots_per_s"])
+    result["a_best_plots_per_s"] = a
+
+    if args.rss:
+        tiny = str(mean_colour_model(work / "meancolour224-model"))
+        big = mosaic_vrt(work / "county_4x_30000.vrt", derive_raster(work / "county_150x200.tif", rasters[10000], *SHAPES[30000]), 4)
+        gb_small = rasters[10000].stat().st_size / 1e9
+        gb_big = 4 * (work / "county_150x200.tif").stat().st_size / 1e9
+        result["rss"] = {}
+        for name, src, gb in (("small", rasters[10000], gb_small), ("big", big, gb_big)):
+            r = run_cli(src, work / f"run-rss-{name}", model=tiny)
+            result["rss"][name] = {"imagery_gb": round(gb, 2), "plots": r["plots"], "wall_s": r["wall_s"],
+                                   "peak_rss_mb": r["peak_rss_mb"], "load_before": r["load_before"]}
+            print(f"RSS on {gb:.1f} GB of imagery ({r['plots']:,} plots, mean-colour model): {r['peak_rss_mb']}", flush=True)
+
+    ratios: dict = {}
+    for n, r in result["b"].items():
+        ratios[f"b/a {n}"] = round(r["classified_per_s"] / a, 3)
+    for sched, r in result.get("b_before", {}).items():
+        if isinstance(r, dict):
+            ratios[f"b/a 10000 before ({sched})"] = round(r["classified_per_s"] / a, 3)
+    if "c" in result and "10000" in result["b"]:
+        ratios["c/b 10000"] = round(result["c"]["classified_per_s"] / result["b"]["10000"]["classified_per_s"], 3)
+    if "best_plots_per_s" in result.get("d", {}) and "10000" in result["b"]:
+        ratios["b/d 10000"] = round(result["b"]["10000"]["classified_per_s"] / result["d"]["best_plots_per_s"], 3)
     result["ratios"] = ratios
-    result["targets"] = {"b/a": ">= 0.90", "b/c": ">= 1.8", "b/d": ">= 1.8 fp32, >= 3 int8", "peak_rss_b_mb": "< 1500"}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"bench_pipeline-{size}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"ratios: {ratios}\nwritten: {path}")
+    result["targets"] = {"b/a 10000": ">= 0.90", "b/a 3600": ">= 0.85", "30000 wall_s": "<= 90",
+                         "c/b": ">= 0.8", "peak_rss_mb": "< 1500, flat from 1 to 10 GB"}
+    result["load_end"] = load()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n| ratio | value | target |\n|---|---:|---|")
+    for k, v in ratios.items():
+        tgt = result["targets"].get(k, result["targets"].get(k.split(" ")[0], ""))
+        print(f"| {k} | {v} | {tgt} |")
+    if "30000" in result["b"]:
+        print(f"30,000 plots: {result['b']['30000']['wall_s']} s wall (target <= 90 s)")
+    print(f"written: {args.out}")
     return 0
 
 

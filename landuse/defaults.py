@@ -15,8 +15,9 @@ MODEL = "default"
 BACKEND = "onnx"
 """Local ONNX inference; the other backend is ``customvision`` (the cloud endpoint)."""
 
-SCHEDULER = "local"
-"""A Dask LocalCluster, one process per core."""
+SCHEDULER = "auto"
+"""Threads in the calling process on a machine of up to 4 cores, else a Dask LocalCluster
+(one process per core); see ``landuse.pipeline.resolve_scheduler``."""
 
 CHUNK_PLOTS = 256
 """Plots per Dask task (a contiguous block of the grid)."""

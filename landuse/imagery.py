@@ -718,9 +718,14 @@ class Scene:
         # the source is at most ~1.1x finer than the output now: a plain 2x2 bilinear kernel
         # (XSCALE/YSCALE=1) instead of GDAL's widened one, ~3x faster
         reproject(np.asarray(data, dtype=work), dst[:3], resampling=Resampling.bilinear, XSCALE=1, YSCALE=1, **common)
-        inside = np.zeros((h, w), dtype=np.uint8)
-        reproject(valid.astype(np.uint8), inside, resampling=Resampling.nearest, **common)
-        dst[3] = np.where(inside > 0, 255, 0)
+        if f.all_valid and full_c0 >= 0 and full_r0 >= 0 and full_c1 <= f.width and full_r1 <= f.height:
+            # every destination pixel maps inside the file (the window, margin included, is not
+            # clipped) and every source pixel is valid: warping the validity would give all 1s
+            dst[3] = 255
+        else:
+            inside = np.zeros((h, w), dtype=np.uint8)
+            reproject(valid.astype(np.uint8), inside, resampling=Resampling.nearest, **common)
+            dst[3] = np.where(inside > 0, 255, 0)
         if data.dtype.kind == "f":
             dst[:3][~np.isfinite(dst[:3])] = 0
         target.merge(r0, r1, c0, c1, _apply_stretch(dst[:3], self.stretch), dst[3] >= 128)

@@ -53,7 +53,7 @@ class PeriodSpec(_Strict):
 
 
 class PipelineSpec(_Strict):
-    scheduler: str = Field("local", description="local | synchronous | threads | tcp://HOST:PORT")
+    scheduler: str = Field("auto", description="auto | local | synchronous | threads | tcp://HOST:PORT")
     workers: int | None = Field(None, ge=1)
     chunk_plots: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1)

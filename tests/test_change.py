@@ -297,3 +297,23 @@ def test_period_order_refused_with_the_fix(tmp_path: Path, grid: PlotGrid, capsy
     # a series with one step back is refused before anything is written
     assert main(["change", str(r16), str(r22), str(r16b), "--out", str(tmp_path / "series")]) == 1
     assert not (tmp_path / "series").exists()
+
+
+def test_cli_line_and_summary_md_print_summary_json_numbers(tmp_path: Path, pair, capsys) -> None:
+    """The same status rows, the same figures (one decimal) in the CLI line and summary.md."""
+    from landuse.change import fmt_ha, summary_rows
+
+    out = tmp_path / "chg"
+    assert main(["change", str(pair[0].path), str(pair[1].path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    s = json.loads((out / "summary.json").read_text())
+    md = (out / "summary.md").read_text()
+    rows = summary_rows(s)
+    assert [k for k, _n, _ha in rows] == ["unchanged", "changed", "uncertain", "unknown", "compared"]
+    assert sum(n for k, n, _ in rows[:-1]) == rows[-1][1]
+    for k, n, ha in rows:
+        assert f"{n:,} ({fmt_ha(ha)} ha)" in printed or f"{n:,} plots ({fmt_ha(ha)} ha)" in printed, k
+        assert f"| {n:,} | {fmt_ha(ha)} |" in md, k
+    u = s["urbanization"]
+    for text in (printed, md):
+        assert fmt_ha(u["total_ha"]) in text and fmt_ha(u["upper_bound_ha"]) in text

@@ -82,6 +82,10 @@ def test_run_geopackage_equals_geoparquet(runs):
     # the style QGIS opens by default travels inside the GeoPackage
     styles = gpd.read_file(run / "plots.gpkg", layer="layer_styles", engine="pyogrio")
     assert styles["f_table_name"].tolist() == ["plots"] and bool(styles["useAsDefault"].iloc[0])
+    import pyogrio
+
+    # QGIS matches the default style on table and geometry column names
+    assert styles["f_geometry_column"].iloc[0] == pyogrio.read_info(run / "plots.gpkg", layer="plots")["geometry_name"]
     assert all(f'value="{t}"' in styles["styleQML"].iloc[0] for t in LABELS)
     assert not list(run.glob(".*tmp*"))  # atomic: no temporaries left
 
@@ -90,6 +94,8 @@ def test_change_geopackage_equals_geoparquet(change_dir, pair):
     parquet = gpd.read_parquet(change_dir / "change.parquet")
     gpkg = gpd.read_file(change_dir / "change.gpkg", layer="change", engine="pyogrio")
     _same_frames(parquet, gpkg)
+    styles = gpd.read_file(change_dir / "change.gpkg", layer="layer_styles", engine="pyogrio")
+    assert styles["f_table_name"].tolist() == ["change"] and 'attr="status"' in styles["styleQML"].iloc[0]
     comp = compare(load_run(pair[0].path), load_run(pair[1].path))
     assert len(parquet) == int(comp.compared.sum())
     assert set(parquet["status"]) <= {"unchanged", "changed", "uncertain", "unknown"}

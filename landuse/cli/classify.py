@@ -30,7 +30,7 @@ def _parse_bands(value: str | None) -> list[int] | None:
 @click.option("--grid", "grid_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Plot grid (grid.json) to use; keeps periods comparable.")
 @click.option("--plot-size", default=224.0, show_default=True, type=float, help="Plot side in metres (new grids only).")
 @click.option("--min-valid", default=0.9, show_default=True, type=float, help="Smallest valid-pixel fraction to classify a plot.")
-@click.option("--scheduler", default="local", show_default=True, help="local (a Dask LocalCluster, one process per core) | threads | synchronous | "
+@click.option("--scheduler", default="auto", show_default=True, help="auto (threads on up to 4 cores, else local) | local (a Dask LocalCluster, one process per core) | threads | synchronous | "
               "tcp://HOST:8786 (an existing cluster: the imagery and model paths must be reachable from its "
               "workers, via shared storage or URLs; parts are written here by the client).")
 @click.option("--workers", type=int, help="Worker processes / threads (default: the cores available).")

@@ -89,18 +89,19 @@ def write_geopackage(gdf: Any, path: str | Path, layer: str, styles: tuple[str, 
         kw: dict[str, Any] = {}
         if provenance is not None:
             kw["layer_metadata"] = {"landuse": json.dumps(provenance, default=str)}
-        gdf.to_file(tmp, driver="GPKG", layer=layer, engine="pyogrio", **kw)
+        # GeoPackage 1.3: what QGIS / GDAL releases before GDAL 3.6 open without a warning
+        gdf.to_file(tmp, driver="GPKG", layer=layer, engine="pyogrio", dataset_options={"VERSION": "1.3"}, **kw)
         if styles is not None:
+            import pyogrio
+
             qml, sld = styles
-            geom = gdf.geometry.name
+            geom = pyogrio.read_info(tmp, layer=layer).get("geometry_name") or "geom"  # GDAL names it "geom"
             table = pd.DataFrame({
                 "f_table_catalog": [""], "f_table_schema": [""], "f_table_name": [layer], "f_geometry_column": [geom],
                 "styleName": [layer], "styleQML": [qml], "styleSLD": [sld], "useAsDefault": [True],
                 "description": ["landuse palette and class names"], "owner": [""], "ui": [""],
                 "update_time": [pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")],
             })
-            import pyogrio
-
             pyogrio.write_dataframe(table, tmp, layer="layer_styles", driver="GPKG", append=True)
     return Path(path)
 

@@ -832,7 +832,7 @@ def write_report(
     if imagery:
         say("drawing the imagery layers")
         overlays = imagery_layers(a, b, imagery_a, imagery_b, imagery_m, imagery_max_pixels)
-        notes.append(f"imagery at {overlays[0].metres_per_px:g} m/px ({(overlays[0].bytes + overlays[1].bytes) / 1e6:.1f} MB)")
+        notes.append(f"imagery at {overlays[0].metres_per_px:g} m/px ({(overlays[0].bytes + overlays[1].bytes) / 1e6:.2f} MB)")
     say("building the map")
     m, facts = build_map(a, b, summary, features, basemap=basemap, notes=notes, imagery=overlays)
     page = render_offline(m)
