@@ -11,8 +11,9 @@ notebooks are three ways of calling it::
     chg.matrix           # hectares, from-class rows x to-class columns
 
 Every job is one function (``grid``, ``tile``, ``classify``, ``change``, ``report``, ``evaluate``,
-``train``, ``dataset``, ``review``, ``parity``, ``predict``, ``run``) returning a typed result
-(``Run``, ``Change``, ``Evaluation``, ``TrainedModel``, ``ParityReport`` ...). Nothing heavy is
+``train``, ``dataset``, ``review``, ``parity``, ``predict``, ``run``, ``assess_design``,
+``assess_estimate``) returning a typed result (``Run``, ``Change``, ``Evaluation``,
+``TrainedModel``, ``ParityReport``, ``SampleDesign``, ``SampleEstimate`` ...). Nothing heavy is
 imported until a function is called.
 
 Five job names are also names of modules of the package (``landuse.grid``, ``landuse.classify``,
@@ -50,6 +51,9 @@ _API: dict[str, str] = {
     "predict": "landuse.api",
     "run": "landuse.api",
     "label": "landuse.label",
+    "assess_design": "landuse.assess",
+    "assess_estimate": "landuse.assess",
+    "intensity_analysis": "landuse.assess",
     # results
     "Run": "landuse.results",
     "RunSummary": "landuse.results",
@@ -67,6 +71,10 @@ _API: dict[str, str] = {
     "ReviewResult": "landuse.training.review",
     "LabelResult": "landuse.label",
     "PlotGrid": "landuse.grid",
+    "SampleDesign": "landuse.assess",
+    "SampleEstimate": "landuse.assess",
+    "Assessment": "landuse.assess",
+    "IntensityAnalysis": "landuse.assess",
     # options (defaults defined once, in landuse.defaults)
     "ClassifyOptions": "landuse.api",
     "CustomVisionOptions": "landuse.api",
@@ -145,6 +153,15 @@ if TYPE_CHECKING:  # what type checkers see: the functions and types themselves
         TrainOptions,
     )
     from landuse.api.workflows import WorkflowResult, run  # noqa: F401
+    from landuse.assess import (  # noqa: F401
+        Assessment,
+        IntensityAnalysis,
+        SampleDesign,
+        SampleEstimate,
+        assess_design,
+        assess_estimate,
+        intensity_analysis,
+    )
     from landuse.grid import PlotGrid  # noqa: F401
     from landuse.label import LabelResult, label  # noqa: F401
     from landuse.report.webmap import ReportResult  # noqa: F401

@@ -521,3 +521,22 @@ def series_pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
     if len(runs) > 2:
         pairs.append((runs[0], runs[-1]))
     return pairs
+
+
+def series_intensity(comparisons: list[Comparison]) -> dict | None:
+    """Intensity analysis (Aldwaik & Pontius 2012) of consecutive comparisons (two or more
+    intervals) on their hectare matrices, as ``summary.json`` holds it; None (with a logged
+    reason) when the periods are not dated in increasing order."""
+    from landuse.assess.intensity import intensity_analysis
+
+    if len(comparisons) < 2:
+        return None
+    times = [comparisons[0].run_a.year] + [c.run_b.year for c in comparisons]
+    years = [float(t) for t in times if t is not None]
+    if len(years) != len(times) or any(b <= a for a, b in zip(years[:-1], years[1:], strict=True)):
+        log.warning("intensity analysis skipped: the periods %s are not dated in increasing order",
+                    [comparisons[0].run_a.period] + [c.run_b.period for c in comparisons])
+        return None
+    doc = intensity_analysis([c.matrix_ha for c in comparisons], years, comparisons[0].labels).to_dict()
+    doc["notes"].append("from each interval's confident matrix (unchanged plots and confident changes); uncertain and unknown plots are left out")
+    return doc

@@ -48,3 +48,15 @@ THUMBNAIL_PX = 128
 
 MAX_THUMBNAILS = 1000
 """At most this many change plots get thumbnails (2 JPEGs of ~6 KB base64 each: keeps the HTML small)."""
+
+ASSESS_TARGET_SE = 0.02
+"""Target standard error of overall accuracy a reference sample is sized for (``assess design``)."""
+
+ASSESS_EXPECTED_UA = 0.85
+"""User's accuracy expected of every stratum when sizing a reference sample."""
+
+ASSESS_MIN_PER_STRATUM = 20
+"""Fewest plots a stratum of a reference sample gets (rare change strata are over-sampled)."""
+
+ASSESS_SAMPLE = "sample"
+"""Sample folder of a workflow's ``assess`` step, inside its output folder."""

@@ -99,6 +99,20 @@ class EvaluateSpec(_Strict):
     threshold: float = Field(defaults.THRESHOLD, ge=0.0, le=1.0)
 
 
+class AssessSpec(_Strict):
+    """A reference sample of the change map (or of the last period's run) and, once it is
+    labelled, its error-adjusted areas (``landuse assess design`` / ``estimate``)."""
+
+    of: Literal["change", "last"] = Field("change", description="sample the change map, or the last period's run")
+    n: int | None = Field(None, ge=1, description="sample size (default: from target_se)")
+    target_se: float = Field(defaults.ASSESS_TARGET_SE, gt=0, lt=1)
+    expected_ua: float = Field(defaults.ASSESS_EXPECTED_UA, gt=0, lt=1)
+    min_per_stratum: int = Field(defaults.ASSESS_MIN_PER_STRATUM, ge=0)
+    seed: int = 0
+    out: str = Field(defaults.ASSESS_SAMPLE, description="sample folder, inside the output folder")
+    labels: str | None = Field(None, description="labels index (labels.csv or its folder); default: the sample's own")
+
+
 class Workflow(_Strict):
     """A whole job: train? -> classify each period -> change -> report."""
 
@@ -114,6 +128,7 @@ class Workflow(_Strict):
     report: ReportSpec = ReportSpec()
     train: TrainSpec | None = None
     evaluate: EvaluateSpec | None = None
+    assess: AssessSpec | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Workflow:
@@ -283,6 +298,37 @@ def plan(wf: Workflow, base: Path) -> list[tuple[str, list[str]]]:
                 args += ["--change", str(Path(change_dir) / f"{_safe(periods[0])}_to_{_safe(periods[-1])}")]
             args.append("--thumbnails" if r.thumbnails else "--no-thumbnails")
             steps.append(("report", args))
+    change_source = None
+    if len(runs) >= 2 and wf.change.enabled:
+        change_source = str(out / "change") if len(runs) == 2 else str(out / "change" / f"{_safe(periods[0])}_to_{_safe(periods[-1])}")
+    steps += [(title, args) for title, args, _ in assess_plan(wf, base, out, runs, change_source)]
+    return steps
+
+
+def assess_plan(wf: Workflow, base: Path, out: Path, runs: list[str], change_source: str | None) -> list[tuple[str, list[str], dict[str, Any]]]:
+    """The ``assess`` steps as (title, landuse CLI arguments, keyword arguments of the API call).
+
+    The design step is left out when the sample folder already holds a design (a rerun keeps the
+    sample and its labels); the estimate runs once there are labels."""
+    a = wf.assess
+    if a is None or not runs:
+        return []
+    source = change_source if a.of == "change" else runs[-1]
+    if source is None:
+        raise WorkflowError("assess.of: 'change' needs two or more periods and change enabled; use 'of: last' to sample the last run")
+    sample = out / a.out
+    steps: list[tuple[str, list[str], dict[str, Any]]] = []
+    if not (sample / "design.json").exists():
+        args = ["assess", "design", source, "--out", str(sample), "--target-se", f"{a.target_se:g}", "--expected-ua",
+                f"{a.expected_ua:g}", "--min-per-stratum", str(a.min_per_stratum), "--seed", str(a.seed)]
+        if a.n is not None:
+            args += ["--n", str(a.n)]
+        steps.append(("assess design", args, {"source": source, "out": str(sample), "n": a.n, "target_se": a.target_se,
+                                              "expected_users": a.expected_ua, "min_per_stratum": a.min_per_stratum, "seed": a.seed}))
+    labels = resolve(base, a.labels) if a.labels else None
+    if labels is not None or (sample / "labels.csv").exists() or (sample / "labels" / "labels.csv").exists():
+        args = ["assess", "estimate", str(sample), *(["--labels", labels] if labels else [])]
+        steps.append(("assess estimate", args, {"sample": str(sample), "labels": labels}))
     return steps
 
 

@@ -157,8 +157,8 @@ def write_run(
     cmap = {i: (*COLORS.get(tag, (128, 128, 128)), 255) for i, tag in enumerate(labels)}
     prof = dict(driver="GTiff", width=w, height=h, crs=grid.crs, transform=grid.transform)
     with rasterio.open(path / "classes.tif", "w", count=1, dtype="uint8", nodata=255, **prof) as dst:
+        dst.write_colormap(1, cmap)  # before the pixels: libtiff cannot change the photometric tag once writing
         dst.write(np.where(classes >= 0, classes, 255).astype(np.uint8), 1)
-        dst.write_colormap(1, cmap)
     with rasterio.open(path / "probabilities.tif", "w", count=n, dtype="float32", nodata=np.nan, **prof) as dst:
         dst.write(np.moveaxis(probs, -1, 0).astype(np.float32))
         for i, tag in enumerate(labels):

@@ -193,3 +193,22 @@ def test_cli_design_and_estimate(county, tmp_path, capsys):
     assert err.startswith("landuse: error:") and "is not a sample folder" in err and len(err.strip().splitlines()) == 1
     assert main(["assess", "design", str(run.path), "--out", str(sample)]) == 1
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_api_names_and_reading_an_estimate_back(county, tmp_path):
+    import landuse as lu
+
+    run_a = county["runs"][0]
+    d = lu.assess_design(run_a, tmp_path / "s", n=60, min_per_stratum=10, seed=8)  # a Run object or a path
+    assert isinstance(d, lu.SampleDesign) and SampleDesign.open(tmp_path / "s").plot_ids == d.plot_ids
+    truth = county["truth"]["2016"]
+    write_index(d.path / "labels.csv", [(p["plot_id"], LABELS[truth[p["row"], p["col"]]], "2016") for p in d.plots])
+    e = lu.assess_estimate(d)
+    back = lu.SampleEstimate.open(d.path)
+    assert isinstance(e, lu.SampleEstimate) and back.labelled == e.labelled == d.n
+    assert back.assessment.classes == e.assessment.classes and back.assessment.counts.tolist() == e.assessment.counts.tolist()
+    for c in e.assessment.classes:
+        assert back.assessment.area[c] == e.assessment.area[c] and back.assessment.users[c] == e.assessment.users[c]
+    assert back.assessment.overall == e.assessment.overall and back.assessment.z == e.assessment.z
+    with pytest.raises(InputError, match="estimate.json"):
+        lu.SampleEstimate.open(tmp_path / "nothing")

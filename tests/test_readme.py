@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +78,10 @@ def test_readme_command_lines_use_real_commands_and_options() -> None:
             continue
         cmd = cli.get_command(ctx, words[0])
         assert cmd is not None, f"README shows unknown command: {line}"
+        if isinstance(cmd, click.Group) and len(words) > 1:  # a command group (`landuse assess design`)
+            sub = cmd.get_command(ctx, words[1])
+            assert sub is not None, f"README shows unknown command: {line}"
+            cmd, words = sub, [f"{words[0]} {words[1]}", *words[2:]]
         names = {n for p in cmd.params for n in (*p.opts, *getattr(p, "secondary_opts", []))}
         for w in words[1:]:
             if w.startswith("--"):
@@ -132,5 +137,9 @@ def test_readme_offline_examples_run_as_written(tmp_path: Path) -> None:
                          timeout=600)
     assert res.returncode == 0, f"README examples failed:\n--- stdout\n{res.stdout[-3000:]}\n--- stderr\n{res.stderr[-3000:]}"
     assert (tmp_path / "out" / "report.html").exists() and (tmp_path / "out" / "change" / "change.gpkg").exists()
+    # what the README says `landuse change` prints is what it printed
+    shown = README.read_text().split("`landuse change` prints what it found", 1)[1].split("```", 2)[1]
+    for line in shown.strip().splitlines():
+        assert line.strip() in res.stdout, line
     # the SDK snippet printed the server's predictions: [('Tag', p), ...]
     assert re.search(r"\[\('(Barren|Cultivated|Developed)', [01]\.\d+\)", res.stdout), res.stdout[-2000:]

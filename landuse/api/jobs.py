@@ -268,15 +268,23 @@ def change_series(
 ) -> list[Change]:
     """Compare runs in order: each consecutive interval, plus first -> last when more than two.
     Two runs write into ``out``; more write one sub-folder per interval (``<A>_to_<B>``)."""
-    from landuse.change import check_order, series_pairs
+    from landuse.change import check_order, compare, series_intensity, series_pairs
 
     opts = options or ChangeOptions()
-    pairs = series_pairs([_arrays(r) for r in runs])
+    loaded = [_arrays(r) for r in runs]
+    pairs = series_pairs(loaded)
     for a, b in pairs:  # refuse a wrong order before writing anything
         check_order(a, b, opts.allow_reverse)
     out = Path(out)
+    # a series of three or more runs: intensity analysis of its consecutive intervals, in the
+    # first -> last summary
+    intensity = None
+    if len(loaded) > 2:
+        intensity = series_intensity([compare(a, b, min_confidence=opts.min_confidence, smooth=opts.smooth, allow_reverse=opts.allow_reverse)
+                                      for a, b in pairs[:-1]])
     return [
-        _compare(a, b, out if len(pairs) == 1 else out / series_folder(a.period, b.period), opts, overwrite)
+        _compare(a, b, out if len(pairs) == 1 else out / series_folder(a.period, b.period), opts, overwrite,
+                 extra={"intensity": intensity} if intensity is not None and (a, b) == (loaded[0], loaded[-1]) else None)
         for a, b in pairs
     ]
 
@@ -286,13 +294,14 @@ def series_folder(period_a: str, period_b: str) -> str:
     return f"{safe_name(period_a)}_to_{safe_name(period_b)}"
 
 
-def _compare(a, b, out: Path, opts: ChangeOptions, overwrite: bool) -> Change:  # type: ignore[no-untyped-def]
+def _compare(a, b, out: Path, opts: ChangeOptions, overwrite: bool, extra: dict | None = None) -> Change:  # type: ignore[no-untyped-def]
     from landuse.change import compare
     from landuse.report.change_outputs import write_change_outputs
     from landuse.results import ChangeSummary
 
     comp = compare(a, b, min_confidence=opts.min_confidence, smooth=opts.smooth, allow_reverse=opts.allow_reverse)
     summary = comp.summary(hotspot_block=opts.hotspot_block, developed_tag=opts.developed_tag)
+    summary.update(extra or {})
     write_change_outputs(comp, out, summary, overwrite=overwrite)
     import json
 

@@ -68,7 +68,8 @@ class WorkflowResult:
         if c is not None and c.urbanization.tag:
             u = c.urbanization
             a, b = c.periods
-            lines.append(f"Urbanization {a} -> {b}: {u.total_ha:.1f} ha became {u.tag}")
+            lines.append(f"Urbanization {a} -> {b}: {u.total_ha:.1f} ha became {u.tag} (confident; "
+                         f"up to {u.upper_bound_ha:.1f} ha with the uncertain plots)")
             for src, ha in u.by_source_ha.items():
                 lines.append(f"  {src:>12} -> {u.tag}: {ha:8.1f} ha ({u.by_source_plots[src]} plots)")
         if self.report is not None:
@@ -172,6 +173,16 @@ def plan(path: str | Path, progress: bool = False) -> tuple[Any, list[Step]]:
             ropts = ReportOptions(basemap=r.basemap, thumbnails=r.thumbnails)
             steps.append(Step("report", args, partial(jobs.report, runs[0], runs[-1], report_file,
                                                       change=change_of_report, options=ropts, overwrite=True)))
+    if wf.assess is not None:
+        from landuse.assess import design_sample, estimate_sample
+        from landuse.workflow import assess_plan
+
+        change_source = None
+        if len(runs) >= 2 and wf.change.enabled:
+            change_source = str(out / "change") if len(runs) == 2 else str(out / "change" / jobs.series_folder(periods[0], periods[-1]))
+        for title, args, kw in assess_plan(wf, base, out, runs, change_source):
+            job = design_sample if title == "assess design" else estimate_sample
+            steps.append(Step(title, args, partial(job, **kw)))
     return wf, steps
 
 

@@ -12,6 +12,10 @@ from landuse.assess.estimate import Assessment, Estimate, assess, assessment_mar
 from landuse.assess.intensity import IntensityAnalysis, intensity_analysis, intensity_markdown
 from landuse.assess.sample import SampleDesign, SampleEstimate, design_sample, estimate_sample
 
+# the API names (``landuse.assess_design`` / ``landuse.assess_estimate``)
+assess_design = design_sample
+assess_estimate = estimate_sample
+
 __all__ = [
     "Assessment",
     "Estimate",
@@ -21,6 +25,8 @@ __all__ = [
     "Stratum",
     "allocate",
     "assess",
+    "assess_design",
+    "assess_estimate",
     "assessment_markdown",
     "design_sample",
     "draw",

@@ -119,6 +119,29 @@ class Assessment:
         }
 
 
+def _estimate_of(d: Mapping[str, Any]) -> Estimate:
+    return Estimate(d.get("value"), d.get("se"), d.get("ci95"))
+
+
+def assessment_from_dict(d: Mapping[str, Any]) -> Assessment:
+    """An :class:`Assessment` read back from its :meth:`Assessment.to_dict` form (``estimate.json``)."""
+    try:
+        def ests(key: str) -> dict[str, Estimate]:
+            return {k: _estimate_of(v) for k, v in (d.get(key) or {}).items()}
+
+        z = float(str(d.get("confidence", "")).split("+/-")[1].split()[0]) if "+/-" in str(d.get("confidence", "")) else Z95
+        return Assessment(
+            list(d["classes"]), list(d["strata"]), str(d["method"]), {k: int(v) for k, v in d["n_by_stratum"].items()},
+            {k: float(v) for k, v in d["stratum_sizes"].items()}, np.array(d["error_matrix_counts"]["matrix"], dtype=np.int64),
+            np.array(d["error_matrix_proportions"]["matrix"], dtype=np.float64), _estimate_of(d["overall_accuracy"]),
+            ests("users_accuracy"), ests("producers_accuracy"), ests("area_proportion"), ests("area"),
+            {k: float(v) for k, v in d["mapped_area"].items()}, float(d["total_area"]), str(d["area_unit"]), z,
+            bool(d["finite_population_correction"]), ests("groups"), list(d.get("warnings") or []),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise InputError(f"not an assessment (estimate.json) document: {exc}; run landuse assess estimate again") from None
+
+
 def _ratio(y: np.ndarray, x: np.ndarray, h: np.ndarray, strata: Sequence[str], sizes: np.ndarray,
            fpc: bool, z: float) -> Estimate:
     """Stratified ratio estimate of ``sum y / sum x`` with its SE (Stehman 2014, eqs. 27-28)."""
@@ -140,6 +163,8 @@ def _ratio(y: np.ndarray, x: np.ndarray, h: np.ndarray, strata: Sequence[str], s
     for k in range(len(strata)):
         sel = h == k
         nk = n_h[k]
+        if fpc and nk >= sizes[k]:
+            continue  # a census of the stratum: no sampling variance
         if nk < 2:
             if nk == 1 and (y[sel].any() or x[sel].any()):
                 return Estimate(r, None, None)  # a variance needs two units in every contributing stratum
@@ -198,7 +223,7 @@ def assess(
     empty = [k for k, n in n_by.items() if n == 0]
     if empty:
         raise InputError(f"strata {empty} have no labelled plot; label at least two plots of every stratum")
-    thin = [k for k, n in n_by.items() if n == 1]
+    thin = [k for i, (k, n) in enumerate(n_by.items()) if n == 1 and not (fpc and sizes[i] <= 1)]
     if thin:
         warnings.append(f"strata {thin} have one labelled plot: standard errors that need them are not defined")
     a = np.ones(len(s)) if unit_area is None else np.asarray(unit_area, dtype=np.float64)

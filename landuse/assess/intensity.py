@@ -218,33 +218,37 @@ def intensity_analysis(
     return IntensityAnalysis(labels, [float(x) for x in times], unit, interval_level(mats, times), cats, gains, losses, notes)
 
 
-def intensity_markdown(ia: IntensityAnalysis) -> str:
-    """The three levels as Markdown tables (annual % intensities, uniform lines, behaviour)."""
+def intensity_markdown(ia: IntensityAnalysis | dict[str, Any]) -> str:
+    """The three levels as Markdown tables (annual % intensities, uniform lines, behaviour); takes
+    the analysis or its :meth:`IntensityAnalysis.to_dict` form (as stored in ``summary.json``)."""
+    d = ia.to_dict() if isinstance(ia, IntensityAnalysis) else ia
+    unit = d.get("unit", "")
+
     def f(v: float | None) -> str:
         return "—" if v is None else f"{v:.2f}"
 
-    def yr(v: float) -> str:
-        return f"{v:g}"
+    def span(x: dict[str, Any]) -> str:
+        return f"{x['start']:g}–{x['end']:g}"
 
     lines = ["## Intensity analysis (Aldwaik & Pontius 2012)", "",
-             "Annual change as % of the relevant size; compared with the uniform intensity of its level.", "",
+             "Annual change as % of the relevant size, against the uniform intensity of its level.", "",
              "### Interval level", "", "| interval | change | S_t (%/yr) | U (%/yr) | |", "|---|---:|---:|---:|---|"]
-    for i in ia.intervals:
-        lines.append(f"| {yr(i.start)}–{yr(i.end)} | {i.change:.1f} {ia.unit} | {i.intensity_pct:.2f} | {i.uniform_pct:.2f} | {i.behaviour} |")
-    lines += ["", "### Category level (gross gain / gross loss)", "",
+    for i in d["interval_level"]:
+        lines.append(f"| {span(i)} | {i['change']:.1f} {unit} | {i['intensity_pct']:.2f} | {i['uniform_pct']:.2f} | {i['behaviour']} |")
+    lines += ["", "### Category level (gross gain and gross loss)", "",
               "| interval | category | gain (%/yr) | loss (%/yr) | uniform S_t | gain | loss |", "|---|---|---:|---:|---:|---|---|"]
-    for row in ia.categories:
+    for row in d["category_level"]:
         for c in row:
-            lines.append(f"| {yr(c.start)}–{yr(c.end)} | {c.category} | {f(c.gain_intensity_pct)} | {f(c.loss_intensity_pct)} | "
-                         f"{c.uniform_pct:.2f} | {c.gain_behaviour or '—'} | {c.loss_behaviour or '—'} |")
-    lines += ["", "### Transition level (gain of each category: which categories it targets)", "",
-              "| interval | gain of | from | intensity (%/yr) | uniform W_tn | |", "|---|---|---|---:|---:|---|"]
-    for row in ia.gains:
+            lines.append(f"| {span(c)} | {c['category']} | {f(c['gain_intensity_pct'])} | {f(c['loss_intensity_pct'])} | "
+                         f"{c['uniform_pct']:.2f} | {c['gain_behaviour'] or '—'} | {c['loss_behaviour'] or '—'} |")
+    lines += ["", "### Transition level (the gain of each category: which categories it targets)", "",
+              "| interval | gain of | from | intensity (%/yr) | uniform W_tn (%/yr) | |", "|---|---|---|---:|---:|---|"]
+    for row in d["transition_level_gain"]:
         for g in row:
-            if not any(v > 0 for v in g.annual_size.values()):
+            if not any(v > 0 for v in g["annual_size"].values()):
                 continue
-            for other, v in g.intensity_pct.items():
-                lines.append(f"| {yr(g.start)}–{yr(g.end)} | {g.category} | {other} | {f(v)} | {f(g.uniform_pct)} | {g.behaviour[other] or '—'} |")
-    for n in ia.notes:
+            for other, v in g["intensity_pct"].items():
+                lines.append(f"| {span(g)} | {g['category']} | {other} | {f(v)} | {f(g['uniform_pct'])} | {g['behaviour'][other] or '—'} |")
+    for n in d.get("notes") or []:
         lines += ["", f"Note: {n}"]
     return "\n".join(lines) + "\n"

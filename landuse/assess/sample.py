@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from landuse import __version__
+from landuse import __version__, defaults
 from landuse.assess.design import (
     Stratum,
     allocate,
@@ -39,15 +39,15 @@ from landuse.assess.design import (
     sample_size_area,
     sample_size_overall,
 )
-from landuse.assess.estimate import Assessment, assess, assessment_markdown
+from landuse.assess.estimate import Assessment, assess, assessment_from_dict, assessment_markdown
 from landuse.errors import InputError, OutputExistsError, RunStoreError
 from landuse.grid import PlotGrid
 from landuse.store import atomic_write_bytes, atomic_write_json
 
 ARROW = " -> "
-DEFAULT_EXPECTED_USERS = 0.85
-DEFAULT_TARGET_SE = 0.02
-DEFAULT_MIN_PER_STRATUM = 20
+DEFAULT_EXPECTED_USERS = defaults.ASSESS_EXPECTED_UA
+DEFAULT_TARGET_SE = defaults.ASSESS_TARGET_SE
+DEFAULT_MIN_PER_STRATUM = defaults.ASSESS_MIN_PER_STRATUM
 SAMPLE_COLUMNS = ("plot_id", "row", "col", "x", "y", "crs", "stratum", "map_class", "area_ha", "inclusion_probability", "weight")
 NOT_MAPPED = "not mapped"
 SKIPPED_LABELS = frozenset({"", "skip"})
@@ -186,6 +186,7 @@ def design_sample(
     ``target_se`` of the overall accuracy (see :mod:`landuse.assess.design`). Writes the sample
     folder ``out`` atomically and returns its design.
     """
+    source = getattr(source, "path", source)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out} already exists and is not empty (a sample and perhaps its labels); pass --overwrite or choose another --out")
@@ -226,7 +227,7 @@ def design_sample(
     units = {c: np.flatnonzero(pop.map_class == c).tolist() for c in pop.classes}
     picks = draw(units, alloc, seed)
     grid = pop.grid
-    crs = grid.crs_key if hasattr(grid, "crs_key") else str(grid.crs)
+    crs = grid.crs_key
     rows_out: list[dict[str, Any]] = []
     for s in strata:
         idx = np.array(picks[s.name], dtype=np.int64)
@@ -395,6 +396,21 @@ class SampleEstimate:
     json_path: Path | None
     markdown_path: Path | None
 
+    @classmethod
+    def open(cls, path: str | Path) -> SampleEstimate:
+        """Read the estimate a sample folder holds (``estimate.json``) without estimating again."""
+        path = Path(path)
+        jpath = path / "estimate.json"
+        if not jpath.exists():
+            raise InputError(f"{path} holds no estimate.json; run `landuse assess estimate {path}` first")
+        try:
+            d = json.loads(jpath.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{jpath} is not valid JSON ({exc}); run landuse assess estimate again") from None
+        md = path / "estimate.md"
+        return cls(SampleDesign.open(path), assessment_from_dict(d), Path(d.get("labels", "")), int(d.get("labelled_plots", 0)),
+                   list(d.get("unlabelled_plots") or []), str(d.get("map", "")), jpath, md if md.exists() else None)
+
     def to_dict(self) -> dict[str, Any]:
         d = self.assessment.to_dict()
         d.update({
@@ -420,7 +436,8 @@ def estimate_sample(
     classes become the map classes and the design's strata stay, so the Stehman (2014) estimator
     applies. Writes ``estimate.json`` and ``estimate.md`` into the sample folder when ``write``.
     """
-    design = sample if isinstance(sample, SampleDesign) else SampleDesign.open(sample)
+    design = sample if isinstance(sample, SampleDesign) else SampleDesign.open(getattr(sample, "path", sample))
+    map_source = getattr(map_source, "path", map_source)
     lpath = find_labels(design.path, labels)
     ref, notes = reference_classes(design, read_labels(lpath))
     unlabelled = [pid for pid in design.plot_ids if pid not in ref]

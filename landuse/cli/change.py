@@ -14,6 +14,7 @@ from landuse.change import (
     compare,
     describe,
     load_run,
+    series_intensity,
     series_pairs,
 )
 
@@ -42,9 +43,12 @@ def command(ctx: click.Context, runs: tuple[Path, ...], out: Path, min_confidenc
     pairs = series_pairs(loaded)
     for a, b in pairs:  # refuse a wrong order before writing anything
         check_order(a, b, allow_reverse)
-    for a, b in pairs:
-        comp = compare(a, b, min_confidence=min_confidence, smooth=smooth, allow_reverse=allow_reverse)
+    comps = [compare(a, b, min_confidence=min_confidence, smooth=smooth, allow_reverse=allow_reverse) for a, b in pairs]
+    intensity = series_intensity(comps[: len(loaded) - 1]) if len(loaded) > 2 else None
+    for (a, b), comp in zip(pairs, comps, strict=True):
         summary = comp.summary(hotspot_block=hotspot_block, developed_tag=developed_tag)
+        if intensity is not None and (a, b) == (loaded[0], loaded[-1]):
+            summary["intensity"] = intensity  # the whole series, in the first -> last summary
         target = out if len(pairs) == 1 else out / f"{_safe(a.period)}_to_{_safe(b.period)}"
         write_change_outputs(comp, target, summary, overwrite=overwrite)
         if not quiet:

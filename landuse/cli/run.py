@@ -46,7 +46,8 @@ def command(ctx: click.Context, workflow: Path, dry_run: bool) -> None:
         s = json.loads(change.read_text())
         u = s["urbanization"]
         if u.get("tag"):
-            click.echo(f"Urbanization {s['periods'][0]} -> {s['periods'][1]}: {u['total_ha']:.1f} ha became {u['tag']}")
+            click.echo(f"Urbanization {s['periods'][0]} -> {s['periods'][1]}: {u['total_ha']:.1f} ha became {u['tag']} "
+                       f"(confident; up to {u.get('upper_bound_ha', u['total_ha']):.1f} ha with the uncertain plots)")
             for src, ha in u["by_source_ha"].items():
                 click.echo(f"  {src:>12} -> {u['tag']}: {ha:8.1f} ha ({u['by_source_plots'][src]} plots)")
     if wf.report.enabled and report.exists():

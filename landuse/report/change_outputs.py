@@ -15,6 +15,7 @@ from landuse import __version__
 from landuse.change import STATUS_CODES, Comparison, fmt_ha, summary_rows
 from landuse.errors import OutputExistsError
 from landuse.report.palette import UNKNOWN_COLOR, class_colors, hex_to_rgb
+from landuse.store import swap_in_dir
 
 CHANGE_NODATA = 255
 CHANGE_UNKNOWN = 254
@@ -36,9 +37,7 @@ def write_change_outputs(comp: Comparison, out: str | Path, summary: dict, overw
         write_matrices(comp, tmp)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
         (tmp / "summary.md").write_text(summary_markdown(summary))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.replace(out)
+        swap_in_dir(tmp, out)  # the old output stays until the new one is complete
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -214,7 +213,7 @@ def write_change_tif(comp: Comparison, path: Path) -> None:
         transform=grid.transform, nodata=CHANGE_NODATA, compress="deflate", tiled=grid.width >= 256 and grid.height >= 256,
     )
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(code, 1)
+        # the colour table before the pixels: libtiff cannot change the photometric tag once writing
         dst.write_colormap(1, change_colormap(comp.labels))
         dst.update_tags(
             landuse_kind="change",
@@ -224,6 +223,7 @@ def write_change_tif(comp: Comparison, path: Path) -> None:
             periods=json.dumps([comp.run_a.period, comp.run_b.period]),
         )
         dst.update_tags(1, **{str(code): name for code, (name, _rgba) in change_categories(comp.labels).items()})
+        dst.write(code, 1)
     from landuse.report.styles import write_raster_styles
 
     write_raster_styles(path, {code: nc for code, nc in change_categories(comp.labels).items()})
@@ -308,6 +308,10 @@ def summary_markdown(s: dict) -> str:
         lines += ["", f"## Hotspots ({s['hotspot_block_plots']} x {s['hotspot_block_plots']}-plot blocks)", ""]
         for h in s["hotspots"][:10]:
             lines.append(f"- block ({h['block_row']}, {h['block_col']}), plot rows {h['rows'][0]}-{h['rows'][1]}, cols {h['cols'][0]}-{h['cols'][1]}: {h['new_developed_plots']} plots, {h['new_developed_ha']:.1f} ha")
+    if s.get("intensity"):
+        from landuse.assess.intensity import intensity_markdown
+
+        lines += ["", intensity_markdown(s["intensity"]).rstrip()]
     for w in s["warnings"]:
         lines += ["", f"**Warning:** {w}"]
     return "\n".join(lines) + "\n"

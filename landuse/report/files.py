@@ -140,8 +140,8 @@ def _write_cog(path: Path, array: np.ndarray, grid: PlotGrid, nodata: float, set
     )
     with MemoryFile() as mem:
         with mem.open(**profile) as dst:
+            setup(dst)  # colour table and tags first: libtiff cannot change the photometric tag once writing
             dst.write(array)
-            setup(dst)
         with mem.open() as src, atomic_path(path) as tmp:
             rasterio.shutil.copy(
                 src,
