@@ -54,6 +54,7 @@ _API: dict[str, str] = {
     "assess_design": "landuse.assess",
     "assess_estimate": "landuse.assess",
     "intensity_analysis": "landuse.assess",
+    "search": "landuse.stac",
     # results
     "Run": "landuse.results",
     "RunSummary": "landuse.results",
@@ -63,6 +64,7 @@ _API: dict[str, str] = {
     "TrainedModel": "landuse.results",
     "ParityReport": "landuse.results",
     "Prediction": "landuse.results",
+    "Predictions": "landuse.results",
     "LabelledDataset": "landuse.results",
     "WorkflowResult": "landuse.api",
     "Evaluation": "landuse.training.evaluate",
@@ -75,6 +77,8 @@ _API: dict[str, str] = {
     "SampleEstimate": "landuse.assess",
     "Assessment": "landuse.assess",
     "IntensityAnalysis": "landuse.assess",
+    "StacSource": "landuse.stac",
+    "StacSelection": "landuse.stac",
     # options (defaults defined once, in landuse.defaults)
     "ClassifyOptions": "landuse.api",
     "CustomVisionOptions": "landuse.api",
@@ -172,6 +176,7 @@ if TYPE_CHECKING:  # what type checkers see: the functions and types themselves
         LabelledDataset,
         ParityReport,
         Prediction,
+        Predictions,
         Run,
         RunSummary,
         TrainedModel,

@@ -35,9 +35,9 @@ def sample_agreement(
     from landuse.imagery import Scene
 
     if not 0 < min_valid <= 1:
-        raise InputError(f"--min-valid {min_valid} is outside (0, 1]; give e.g. 0.9")
+        raise InputError(f"min_valid {min_valid} is outside (0, 1]; give e.g. 0.9", param="min_valid")
     if sample < 1:
-        raise InputError(f"--sample {sample} must be at least 1")
+        raise InputError(f"sample {sample} must be at least 1", param="sample")
     scene = Scene.open(list(imagery), bands=bands)
     grid = PlotGrid.from_footprints(list(scene.footprints()))
     local = load_classifier(model)
@@ -51,7 +51,7 @@ def sample_agreement(
     coverage = np.asarray(scene.coverage(grid))
     rows, cols = np.nonzero(coverage >= min_valid)
     if rows.size == 0:
-        raise InputError(f"no plot of {', '.join(imagery)} has a valid fraction >= {min_valid}; lower --min-valid")
+        raise InputError(f"no plot of {', '.join(imagery)} has a valid fraction >= {min_valid}; lower min_valid", param="min_valid")
     rng = np.random.default_rng(seed)
     order = rng.permutation(rows.size)
     size = int(local.input_size[0])
@@ -65,7 +65,7 @@ def sample_agreement(
             picked.append((int(rows[i]), int(cols[i])))
             pixels.append(px)
     if not picked:
-        raise InputError(f"no sampled plot reached a valid fraction of {min_valid}; lower --min-valid")
+        raise InputError(f"no sampled plot reached a valid fraction of {min_valid}; lower min_valid", param="min_valid")
     batch = np.stack(pixels).astype(np.uint8)
     index = [list(local.labels).index(lab) for lab in labels]
     p_local = np.asarray(local.predict(batch), dtype=np.float32)[:, index]

@@ -236,7 +236,7 @@ def compare(
 ) -> Comparison:
     """Compare two runs on one grid, A then B (see the module docstring for the rules)."""
     if not 0.0 <= min_confidence <= 1.0:
-        raise InputError(f"--min-confidence must be within 0..1, got {min_confidence}")
+        raise InputError(f"min_confidence must be within 0..1, got {min_confidence}", param="min_confidence")
     run_a.grid.require_equal(run_b.grid, what=f"runs {run_a.path} and {run_b.path}")
     if run_a.labels != run_b.labels:
         raise InputError(

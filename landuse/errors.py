@@ -15,9 +15,12 @@ from __future__ import annotations
 class LanduseError(Exception):
     """Root of every error the toolkit reports to a user."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, param: str | None = None) -> None:
         # Keep messages to one line: the CLI prints exactly this.
         super().__init__(" ".join(str(message).split()))
+        self.param = param
+        """The API parameter at fault, named as such in the message (``min_valid``); the CLI
+        replaces it there with its flag (``--min-valid``)."""
 
 
 class InputError(LanduseError, ValueError):

@@ -7,7 +7,6 @@ on-disk format, unchanged; the typed fields are views of it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -43,17 +42,15 @@ __all__ = [
     "ParityReport",
     "Disagreement",
     "Prediction",
+    "Predictions",
     "LabelledDataset",
 ]
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunStoreError(f"{path} is missing; {what}") from None
-    except json.JSONDecodeError as exc:
-        raise RunStoreError(f"{path} is not valid JSON ({exc}); {what}") from None
+    from landuse.fileio import read_json
+
+    doc = read_json(path, what, RunStoreError, missing="is missing")
     if not isinstance(doc, dict):
         raise RunStoreError(f"{path} is not a JSON object; {what}")
     return doc
@@ -509,6 +506,21 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         """Custom Vision's shape: ``{"file", "predictions": [{"tagName", "probability"}]}``."""
         return {"file": self.file, "predictions": [{"tagName": t, "probability": p} for t, p in self.tags]}
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """What :func:`landuse.predict` gave: the model (id, hash, backend) and one entry per image."""
+
+    model: dict[str, str]
+    images: list[Prediction]
+    labels: list[str] = field(default_factory=list)  # the model's tags, in its order
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> Prediction:
+        return self.images[i]
 
 
 @dataclass(frozen=True)

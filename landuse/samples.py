@@ -21,6 +21,7 @@ import numpy as np
 from affine import Affine
 
 from landuse.errors import InputError, OutputExistsError
+from landuse.fileio import atomic_path
 from landuse.grid import PlotGrid
 
 CLASSES = ("Barren", "Cultivated", "Developed")
@@ -570,10 +571,9 @@ def generate(
     for period, (p, year) in enumerate(zip(paths, years, strict=True)):
         write_raster(layout, seed, period, p, year)
     truth = truth_table(layout, years)
-    tmp = truth_path.with_name(f".{truth_path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    truth.to_file(tmp, driver="GeoJSON", COORDINATE_PRECISION=7)
-    tmp.replace(truth_path)
+    with atomic_path(truth_path) as tmp:
+        # the layer name as it always was (the file is committed in sample_rasters/)
+        truth.to_file(tmp, driver="GeoJSON", layer=f".{truth_path.name}", COORDINATE_PRECISION=7)
     return SampleSet(paths, truth_path, layout.grid, years)
 
 

@@ -130,7 +130,7 @@ def _decode(data: bytes, size: tuple[int, int]) -> np.ndarray:
     img = ImageOps.exif_transpose(img).convert("RGB")
     height, width = size
     if img.size != (width, height):
-        img = img.resize((width, height), Image.BILINEAR)
+        img = img.resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
 
 

@@ -15,8 +15,6 @@ a different manifest is refused (naming the difference) unless ``overwrite`` is 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,6 +26,8 @@ import pyarrow.parquet as pq
 
 from landuse import __version__
 from landuse.errors import OutputExistsError, RunStoreError
+from landuse.fileio import atomic_path, swap_in_dir, write_json  # noqa: F401 (swap_in_dir: re-exported)
+from landuse.fileio import write_bytes as atomic_write_bytes  # noqa: F401 (re-exported)
 from landuse.grid import Chunk, PlotGrid
 
 MANIFEST = "manifest.json"
@@ -68,18 +68,6 @@ def read_finished_run(path: str | Path, needs: Iterable[str] = ()) -> FinishedRu
     if not labels:
         raise RunStoreError(f"{path / 'manifest.json'} lists no labels; rerun the classification with --overwrite")
     return FinishedRun(path, grid, manifest, labels, str(manifest.get("period") or path.name))
-
-
-def swap_in_dir(tmp: Path, out: Path) -> None:
-    """Move a finished temporary folder to ``out``, replacing an existing ``out`` only after the new
-    one is complete (the old one is renamed aside, then removed)."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
 
 
 def build_manifest(
@@ -139,19 +127,9 @@ def _canonical(manifest: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(manifest, default=str))
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+    write_json(path, obj)
 
 
 @dataclass
@@ -282,9 +260,8 @@ class RunStore:
         if table.num_rows != chunk.size:
             raise RunStoreError(f"chunk {chunk.id} produced {table.num_rows} rows for {chunk.size} plots")
         path = self.part_path(chunk)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
         return path
 
     def read_parts(self, chunks: Iterable[Chunk]) -> pa.Table:

@@ -27,6 +27,8 @@ import numpy as np
 
 from landuse import __version__, defaults
 from landuse.errors import InputError, OutputExistsError
+from landuse.fileio import atomic_path
+from landuse.fileio import write_bytes as _write_atomic
 from landuse.grid import PlotGrid
 from landuse.imagery import Scene
 
@@ -84,24 +86,16 @@ def encode_png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _write_geotiff(path: Path, rgb: np.ndarray, grid: PlotGrid, row: int, col: int) -> None:
     import rasterio
 
     size = rgb.shape[0]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with rasterio.open(
+    with atomic_path(path) as tmp, rasterio.open(
         tmp, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8",
         crs=grid.crs, transform=grid.plot_transform(row, col, size),
         photometric="RGB", compress="deflate", tiled=False,
     ) as dst:
         dst.write(rgb.transpose(2, 0, 1))
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -116,6 +110,19 @@ class TileResult:
     chips: int = 0
     not_classified: int = 0
     warnings: list[str] = field(default_factory=list)
+    grid: PlotGrid | None = None
+    min_valid: float = DEFAULT_MIN_VALID
+
+    def describe(self) -> str:
+        """What was written, for the terminal."""
+        where = self.grid.describe() if self.grid is not None else "the plot grid"
+        return "\n".join([
+            f"{self.plots} plots touched on {where}: {self.chips} chips "
+            f"(valid >= {self.min_valid:g}), {self.not_classified} not classified",
+            f"chips:  {self.chips_dir}",
+            f"index:  {self.index_path}",
+            f"grid:   {self.grid_path}",
+        ])
 
 
 def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
@@ -167,7 +174,7 @@ def tile(
         shutil.rmtree(work)
     work.mkdir()
     chips_dir = out_dir / "chips"
-    result = TileResult(out_dir, chips_dir, out_dir / "index.geojson", out_dir / "grid.json")
+    result = TileResult(out_dir, chips_dir, out_dir / "index.geojson", out_dir / "grid.json", grid=grid, min_valid=min_valid)
     records: list[dict] = []
     chunks = [c for c in grid.chunks_of(chunk_plots)
               if touched[c.row_off : c.row_off + c.height, c.col_off : c.col_off + c.width].any()]

@@ -6,8 +6,8 @@ paths resolve against the workflow file. Each step reuses finished work: a perio
 complete is not classified again (the run store resumes), so rerunning a workflow after a failure
 continues where it stopped.
 
-The steps call the same commands a user would type (``landuse classify``, ``change``, ``report``,
-``train``, ``evaluate``), so a workflow is exactly a recorded command line.
+The runner (:mod:`landuse.api.workflows`, ``landuse.run``) turns a workflow into API calls; each
+step keeps its equivalent command line (``landuse run --dry-run`` prints them).
 """
 
 from __future__ import annotations
@@ -35,14 +35,32 @@ class GridSpec(_Strict):
     plot_size: float = Field(defaults.PLOT_SIZE_M, gt=0, description="plot side in metres")
     crs: str | None = Field(None, description="projected CRS (default: the imagery's, else UTM of the centre)")
     aoi: str | None = Field(None, description="AOI polygon file: plots whose centre lies inside")
+    aoi_where: str | None = Field(None, description="attribute filter on the AOI's features, e.g. GEOID = '06025'")
     file: str | None = Field(None, description="an existing grid.json to use instead")
 
 
+class StacSpec(_Strict):
+    """A period's imagery from a STAC search (see ``landuse search``); the area is the grid's AOI."""
+
+    url: str = Field(..., min_length=1, description="STAC API root URL, or a catalog / item collection file")
+    collections: list[str] = Field(default_factory=list, description="collection ids, e.g. [naip]")
+    datetime: str | int | None = Field(None, description="a year, a date or a range START/END")
+    query: dict[str, Any] | None = Field(None, description="STAC query extension object")
+    filter: str | dict[str, Any] | None = Field(None, description="CQL2 filter (text or JSON)")
+    asset: str | None = Field(None, description="asset key (default: image, else the GeoTIFF data asset)")
+
+    @field_validator("collections", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
 class PeriodSpec(_Strict):
-    """One period: a name, its imagery and (optionally) a date or year."""
+    """One period: a name, its imagery (files or a STAC search) and (optionally) a date or year."""
 
     name: str = Field(..., min_length=1)
-    imagery: list[str] = Field(..., min_length=1, description="files, globs, VRTs or GDAL URLs")
+    imagery: list[str] | None = Field(None, min_length=1, description="files, globs, VRTs or GDAL URLs")
+    stac: StacSpec | None = Field(None, description="or: the imagery a STAC search finds")
     date: dt.date | int | None = Field(None, description="acquisition date or year (for annual rates)")
     bands: list[int] | None = Field(None, description="1-based source bands for R, G, B")
 
@@ -51,9 +69,15 @@ class PeriodSpec(_Strict):
     def _listify(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
 
+    @model_validator(mode="after")
+    def _one_source(self) -> PeriodSpec:
+        if (self.imagery is None) == (self.stac is None):
+            raise ValueError("give a period either 'imagery' (files) or 'stac' (a search), not both or neither")
+        return self
+
 
 class PipelineSpec(_Strict):
-    scheduler: str = Field("auto", description="auto | local | synchronous | threads | tcp://HOST:PORT")
+    scheduler: str = Field(defaults.SCHEDULER, description="auto | local | synchronous | threads | tcp://HOST:PORT")
     workers: int | None = Field(None, ge=1)
     chunk_plots: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1)
@@ -220,91 +244,6 @@ def expand_imagery(base: Path, patterns: list[str], where: str) -> list[str]:
     return out
 
 
-def plan(wf: Workflow, base: Path) -> list[tuple[str, list[str]]]:
-    """The steps as (title, landuse CLI arguments), in order. Validates every path first."""
-    out = Path(resolve(base, wf.output))
-    steps: list[tuple[str, list[str]]] = []
-    model = wf.model if wf.model == "default" else resolve(base, wf.model)
-    if wf.train is not None:
-        t = wf.train
-        model_dir = str(out / t.out)
-        args = ["train", resolve(base, t.dataset), "--backend", t.backend, "--out", model_dir]
-        for opt, val in (("--epochs", t.epochs), ("--folds", t.folds), ("--image-size", t.image_size), ("--seed", t.seed)):
-            if val is not None:
-                args += [opt, str(val)]
-        if t.int8:
-            args.append("--int8")
-        steps.append(("train", args))
-        if t.use_for_runs:
-            model = model_dir
-    if wf.evaluate is not None:
-        args = ["evaluate", model, resolve(base, wf.evaluate.dataset), "--threshold", str(wf.evaluate.threshold)]
-        steps.append(("evaluate", args))
-    if not wf.periods:
-        return steps
-    grid_file = str(out / "grid.json")
-    imagery = {p.name: expand_imagery(base, p.imagery, f"periods[{p.name}].imagery") for p in wf.periods}
-    g = wf.grid
-    if g.file:
-        grid_file = resolve(base, g.file)
-        if not Path(grid_file).exists():
-            raise WorkflowError(f"grid.file: {g.file!r} does not exist (resolved to {grid_file}); fix the path or remove the key")
-    else:
-        args = ["grid", *[f for files in imagery.values() for f in files], "--out", grid_file, "--plot-size", f"{g.plot_size:g}", "--overwrite"]
-        if g.crs:
-            args += ["--crs", g.crs]
-        if g.aoi:
-            args += ["--aoi", resolve(base, g.aoi)]
-        steps.append(("grid", args))
-    runs: list[str] = []
-    periods: list[str] = []
-    for p in wf.periods:
-        run_dir = str(out / "runs" / p.name)
-        period = p.date.isoformat() if isinstance(p.date, dt.date) else (str(p.date) if p.date else p.name)
-        runs.append(run_dir)
-        periods.append(period)
-        args = ["classify", *imagery[p.name], "--period", period, "--out", run_dir, "--grid", grid_file,
-                "--min-valid", str(wf.pipeline.min_valid), "--scheduler", wf.pipeline.scheduler]
-        if wf.backend == "onnx":
-            args += ["--model", model]
-        else:
-            args += ["--backend", "customvision", "--tier", wf.customvision.tier]
-            if wf.customvision.tps:
-                args += ["--tps", str(wf.customvision.tps)]
-            if wf.customvision.store:
-                args.append("--store")
-        if g.aoi:
-            args += ["--aoi", resolve(base, g.aoi)]
-        for opt, val in (("--workers", wf.pipeline.workers), ("--chunk-plots", wf.pipeline.chunk_plots),
-                         ("--batch-size", wf.pipeline.batch_size)):
-            if val is not None:
-                args += [opt, str(val)]
-        if p.bands:
-            args += ["--bands", ",".join(map(str, p.bands))]
-        steps.append((f"classify {p.name}", args))
-    if len(runs) >= 2 and wf.change.enabled:
-        c = wf.change
-        change_dir = str(out / "change")
-        args = ["change", *runs, "--out", change_dir, "--min-confidence", str(c.min_confidence),
-                "--hotspot-block", str(c.hotspot_block), "--overwrite"]
-        args.append("--smooth" if c.smooth else "--no-smooth")
-        steps.append(("change", args))
-        if wf.report.enabled:
-            r = wf.report
-            args = ["report", runs[0], runs[-1], "--out", str(out / r.file), "--basemap", r.basemap, "--overwrite"]
-            if len(runs) == 2:
-                args += ["--change", change_dir]
-            else:
-                args += ["--change", str(Path(change_dir) / f"{_safe(periods[0])}_to_{_safe(periods[-1])}")]
-            args.append("--thumbnails" if r.thumbnails else "--no-thumbnails")
-            steps.append(("report", args))
-    change_source = None
-    if len(runs) >= 2 and wf.change.enabled:
-        change_source = str(out / "change") if len(runs) == 2 else str(out / "change" / f"{_safe(periods[0])}_to_{_safe(periods[-1])}")
-    steps += [(title, args) for title, args, _ in assess_plan(wf, base, out, runs, change_source)]
-    return steps
-
-
 def assess_plan(wf: Workflow, base: Path, out: Path, runs: list[str], change_source: str | None) -> list[tuple[str, list[str], dict[str, Any]]]:
     """The ``assess`` steps as (title, landuse CLI arguments, keyword arguments of the API call).
 
@@ -332,6 +271,33 @@ def assess_plan(wf: Workflow, base: Path, out: Path, runs: list[str], change_sou
     return steps
 
 
-def _safe(period: str) -> str:
-    # must match landuse.cli.change naming of series sub-folders (period names)
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in period)
+def stac_source(base: Path, stac: StacSpec | None) -> Any:
+    """The :class:`landuse.stac.StacSource` of a period's search (None without one); a catalog
+    file resolves against the workflow's folder."""
+    if stac is None:
+        return None
+    from landuse.stac import StacSource
+
+    url = stac.url if stac.url.startswith(("http://", "https://")) else resolve(base, stac.url)
+    return StacSource.of(url, stac.collections, stac.datetime, stac.query, stac.filter, stac.asset)
+
+
+def stac_args(base: Path, stac: StacSpec | None) -> list[str]:
+    """``classify`` options of a period's STAC search (a catalog file resolves against the workflow)."""
+    if stac is None:
+        return []
+    import json
+
+    url = stac.url if stac.url.startswith(("http://", "https://")) else resolve(base, stac.url)
+    args = ["--stac", url]
+    for c in stac.collections:
+        args += ["--collection", c]
+    if stac.datetime is not None:
+        args += ["--datetime", str(stac.datetime)]
+    if stac.query is not None:
+        args += ["--stac-query", json.dumps(stac.query)]
+    if stac.filter is not None:
+        args += ["--stac-filter", stac.filter if isinstance(stac.filter, str) else json.dumps(stac.filter)]
+    if stac.asset:
+        args += ["--asset", stac.asset]
+    return args

@@ -104,7 +104,8 @@ def _tree(root: Path) -> dict[str, object]:
 def _workflow(tmp: Path, out: Path) -> Path:
     text = (ROOT / "workflows" / "sample_county.yaml").read_text()
     text = text.replace("../sample_rasters", str(SAMPLES)).replace("output: ../demo_out", f"output: {out}")
-    text = text.replace("scheduler: local ", "scheduler: synchronous ")
+    text = re.sub(r"scheduler: \w+ ", "scheduler: synchronous ", text)
+    assert "scheduler: synchronous" in text
     wf = tmp / "sample_county.yaml"
     wf.write_text(text)
     return wf
@@ -300,15 +301,16 @@ def test_predict_and_evaluate_with_an_export(tmp_path: Path) -> None:
     ds = _png_dataset(tmp_path / "ds", list(clf.labels))
     files = sorted(ds.rglob("*.png"))
     preds = lu.predict(export, files, top=2)
-    assert [p.file for p in preds] == [str(f) for f in files] and all(len(p.tags) == 2 for p in preds)
+    assert [p.file for p in preds.images] == [str(f) for f in files] and all(len(p.tags) == 2 for p in preds.images)
+    assert preds.model["hash"] == clf.model_hash
     direct = clf.predict(np.stack([load_image(f, size=tuple(clf.input_size)) for f in files]))
-    for p, row in zip(preds, direct, strict=True):
+    for p, row in zip(preds.images, direct, strict=True):
         assert p.tag == clf.labels[int(np.argmax(row))]
         assert p.tags[0][1] == pytest.approx(float(row.max()), abs=1e-6)
     ev = lu.evaluate(export, ds)
     assert isinstance(ev, lu.Evaluation) and ev.images == len(files)
     truth = [f.parent.name for f in files]
-    assert ev.accuracy == pytest.approx(np.mean([p.tag == t for p, t in zip(preds, truth, strict=True)]))
+    assert ev.accuracy == pytest.approx(np.mean([p.tag == t for p, t in zip(preds.images, truth, strict=True)]))
 
 
 def test_model_spec_grammar_is_one_everywhere(tmp_path: Path) -> None:

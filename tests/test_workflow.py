@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from landuse.api.workflows import steps as plan
 from landuse.cli import main
 from landuse.errors import WorkflowError
-from landuse.workflow import load_workflow, plan
+from landuse.workflow import load_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.yaml"))
@@ -85,9 +86,9 @@ def test_plan_resolves_paths_against_the_file(tmp_path: Path) -> None:
     p = _write(tmp_path, BASE)
     wf, base = load_workflow(p)
     steps = plan(wf, base)
-    titles = [t for t, _ in steps]
+    titles = [s.title for s in steps]
     assert titles == ["grid", "classify 2016", "classify 2022", "change", "report"]
-    classify = dict(steps)["classify 2016"]
+    classify = {s.title: s.argv for s in steps}["classify 2016"]
     assert str(tmp_path / "a.tif") in classify
     assert classify[classify.index("--out") + 1] == str(tmp_path / "out" / "runs" / "2016")
     assert classify[classify.index("--grid") + 1] == str(tmp_path / "out" / "grid.json")

@@ -24,18 +24,21 @@ from landuse.api.options import (
     TrainOptions,
 )
 from landuse.errors import InputError, OutputExistsError
+from landuse.fileio import safe_name
 from landuse.results import (
     Change,
     GridResult,
     LabelledDataset,
     ParityReport,
     Prediction,
+    Predictions,
     Run,
     TrainedModel,
 )
 
 if TYPE_CHECKING:
     from landuse.report.webmap import ReportResult
+    from landuse.stac import StacSource
     from landuse.tiler import TileResult
     from landuse.training.evaluate import Evaluation
     from landuse.training.review import ReviewResult
@@ -65,11 +68,6 @@ __all__ = [
 def _check_writable(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass --overwrite to replace it or choose another --out")
-
-
-def safe_name(text: str) -> str:
-    """``text`` as a file or folder name: characters other than letters, digits, ``-_.`` become ``_``."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
 # -- the plot grid and chips -------------------------------------------------------------------
@@ -137,7 +135,7 @@ def tile(
     scene = Scene.open([str(p) for p in imagery], bands=bands, stretch=stretch)
     if grid is not None:
         if crs is not None or plot_size_m is not None:
-            raise InputError("crs and plot_size_m only apply when the grid is built; drop them or drop grid")
+            raise InputError("crs and plot_size_m apply only to a grid built here, not to a given grid file; drop them or the grid")
         g = PlotGrid.load(grid)
     elif aoi is not None:
         g = PlotGrid.from_aoi(aoi, crs=crs, plot_size_m=plot_size_m or defaults.PLOT_SIZE_M)
@@ -156,6 +154,7 @@ def classify(
     out: PathLike,
     *,
     period: str,
+    stac: StacSource | None = None,
     model: PathLike = defaults.MODEL,
     backend: Literal["onnx", "customvision"] = "onnx",
     grid: PathLike | None = None,
@@ -171,7 +170,8 @@ def classify(
 
     ``grid`` (a grid.json) keeps periods comparable; without it the grid is built from the AOI
     or the imagery. A rerun resumes an interrupted run; a finished one is not recomputed.
-    ``progress`` prints messages and a progress bar on stderr.
+    ``progress`` prints messages and a progress bar on stderr. ``stac`` (a
+    :class:`landuse.stac.StacSource`, with ``imagery`` empty) reads the items a STAC search finds.
     """
     from landuse.imagery import parse_bands
     from landuse.pipeline import classify_imagery
@@ -197,6 +197,7 @@ def classify(
         workers=opts.workers,
         overwrite=overwrite,
         quiet=not progress,
+        stac=stac,
     )
     return replace(Run.open(res.run_dir), did_work=res.did_work, message=res.message)
 
@@ -211,23 +212,30 @@ def classify_plan(
     bands: Sequence[int] | str | None = None,
     min_valid: float = defaults.MIN_VALID,
     customvision: CustomVisionOptions | None = None,
+    stac: StacSource | None = None,
 ) -> str:
     """What :func:`classify` would do, from the imagery footprints and masks only: plots to
-    classify and (for Custom Vision) the calls, cost and time at the quota. Nothing is read or sent."""
+    classify and (for Custom Vision) the calls, cost and time at the quota. Nothing is read or sent.
+    For ``stac``: the items the search chooses and the plots on them (no pixel read)."""
     from landuse.imagery import Scene
     from landuse.pipeline import load_customvision, plan_grid
 
-    scene = Scene.open([str(p) for p in imagery], bands=bands)
-    g, mask = plan_grid(scene, grid, aoi, plot_size_m)
-    cov = scene.coverage(g)
-    if mask is not None:
-        cov = cov * mask
-    plots = int((cov >= min_valid).sum())
-    lines = [
-        f"dry run: {g.describe()}; about {plots} of {g.size} plots have >= {min_valid:g} valid imagery "
-        f"(estimated from the masks) and would be classified; {int(((cov > 0) & (cov < min_valid)).sum())} partial, "
-        f"{int((cov == 0).sum())} without imagery"
-    ]
+    if stac is not None:
+        from landuse.stac import dry_run_lines
+
+        lines, plots = dry_run_lines(stac, aoi=aoi, grid_file=grid, plot_size_m=plot_size_m, min_valid=min_valid)
+    else:
+        scene = Scene.open([str(p) for p in imagery], bands=bands)
+        g, mask = plan_grid(scene, grid, aoi, plot_size_m)
+        cov = scene.coverage(g)
+        if mask is not None:
+            cov = cov * mask
+        plots = int((cov >= min_valid).sum())
+        lines = [
+            f"dry run: {g.describe()}; about {plots} of {g.size} plots have >= {min_valid:g} valid imagery "
+            f"(estimated from the masks) and would be classified; {int(((cov > 0) & (cov < min_valid)).sum())} partial, "
+            f"{int((cov == 0).sum())} without imagery"
+        ]
     if backend == "customvision":
         cv = customvision or CustomVisionOptions()
         clf = load_customvision(None, **{k: v for k, v in cv.as_backend_options().items() if v is not None})
@@ -346,7 +354,7 @@ def predict(
     *,
     top: int | None = None,
     threads: int | None = None,
-) -> list[Prediction]:
+) -> Predictions:
     """Tags and probabilities of whole images (PNG, JPEG, BMP, GeoTIFF), each resized (bilinear)
     to the model's input size, most probable first (``top``: only the first N)."""
     import numpy as np
@@ -365,7 +373,8 @@ def predict(
     for path, row in zip(paths, probs, strict=True):
         order = np.argsort(-row, kind="stable")[: top or len(row)]
         out.append(Prediction(str(path), [(str(clf.labels[i]), round(float(row[i]), 6)) for i in order]))
-    return out
+    model_info = {"id": str(clf.model_id), "hash": str(clf.model_hash), "backend": str(clf.backend)}
+    return Predictions(model_info, out, [str(t) for t in clf.labels])
 
 
 def evaluate(
@@ -412,7 +421,7 @@ def train(
         res = train_customvision(dataset, out, customvision, overwrite=overwrite, say=progress)
         return TrainedModel(out, "customvision", None, {"result": res})
     if backend != "local":
-        raise InputError(f"backend {backend!r} is not known; use local or customvision")
+        raise InputError(f"backend {backend!r} is not known; use local or customvision", param="backend")
     try:
         import torch  # noqa: F401
     except ImportError as exc:
@@ -489,7 +498,7 @@ def dataset(
     built = merged = None
     if imagery:
         if labels is None:
-            raise InputError("labels (a land-cover raster) is required to label plots of the imagery")
+            raise InputError("labels (a land-cover raster) is required to label plots of the imagery", param="labels")
         from landuse.training.labels import DEFAULT_PURITY, build_dataset, load_mapping
 
         built = build_dataset([str(p) for p in imagery], labels, out, mapping=load_mapping(mapping),

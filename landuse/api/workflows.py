@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from landuse.api import jobs
 from landuse.api.options import (
@@ -25,9 +25,13 @@ from landuse.api.options import (
     TrainOptions,
 )
 from landuse.errors import LanduseError, WorkflowError
-from landuse.results import Change, Run, TrainedModel
 
-__all__ = ["Step", "WorkflowResult", "plan", "run"]
+if TYPE_CHECKING:
+    from landuse.workflow import Workflow
+
+from landuse.results import Change, GridResult, Run, TrainedModel
+
+__all__ = ["Step", "WorkflowResult", "plan", "run", "steps"]
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,21 @@ def _opt(args: list[str], flag: str, value: object) -> None:
         args += [flag, str(value)]
 
 
-def plan(path: str | Path, progress: bool = False) -> tuple[Any, list[Step]]:
+def plan(path: str | Path, progress: bool = False) -> tuple[Workflow, list[Step]]:
     """The workflow file parsed and validated, and its steps in order (every path checked first)."""
-    from landuse.workflow import expand_imagery, load_workflow, resolve
+    from landuse.workflow import load_workflow
 
     wf, base = load_workflow(path)
+    return wf, steps(wf, base, progress)
+
+
+def steps(wf: Workflow, base: Path, progress: bool = False) -> list[Step]:
+    """The steps of a validated workflow whose relative paths resolve against ``base``."""
+    from landuse.grid import aoi_of
+    from landuse.workflow import expand_imagery, resolve, stac_args, stac_source
+
     out = Path(resolve(base, wf.output))
-    steps: list[Step] = []
+    todo: list[Step] = []
     model = wf.model if wf.model == "default" else resolve(base, wf.model)
     if wf.train is not None:
         t = wf.train
@@ -104,20 +116,23 @@ def plan(path: str | Path, progress: bool = False) -> tuple[Any, list[Step]]:
             _opt(args, flag, val)
         if t.int8:
             args.append("--int8")
-        steps.append(Step("train", args, partial(jobs.train, resolve(base, t.dataset), model_dir, backend=t.backend,
+        todo.append(Step("train", args, partial(jobs.train, resolve(base, t.dataset), model_dir, backend=t.backend,
                                                  options=topts, command=f"landuse {shlex.join(args)}")))
         if t.use_for_runs:
             model = model_dir
     if wf.evaluate is not None:
         e = wf.evaluate
         args = ["evaluate", model, resolve(base, e.dataset), "--threshold", str(e.threshold)]
-        steps.append(Step("evaluate", args, partial(jobs.evaluate, model, resolve(base, e.dataset), threshold=e.threshold)))
+        todo.append(Step("evaluate", args, partial(jobs.evaluate, model, resolve(base, e.dataset), threshold=e.threshold)))
     if not wf.periods:
-        return wf, steps
+        return todo
     grid_file = str(out / "grid.json")
-    imagery = {p.name: expand_imagery(base, p.imagery, f"periods[{p.name}].imagery") for p in wf.periods}
+    imagery = {p.name: expand_imagery(base, p.imagery, f"periods[{p.name}].imagery") if p.imagery else []
+               for p in wf.periods}
     g = wf.grid
-    aoi = resolve(base, g.aoi) if g.aoi else None
+    aoi = aoi_of(resolve(base, g.aoi) if g.aoi else None, g.aoi_where)
+    if any(p.stac for p in wf.periods) and not (g.aoi or g.file):
+        raise WorkflowError("a period with 'stac' needs grid.aoi (the area to search) or grid.file")
     if g.file:
         grid_file = resolve(base, g.file)
         if not Path(grid_file).exists():
@@ -126,8 +141,9 @@ def plan(path: str | Path, progress: bool = False) -> tuple[Any, list[Step]]:
         every = [f for files in imagery.values() for f in files]
         args = ["grid", *every, "--out", grid_file, "--plot-size", f"{g.plot_size:g}", "--overwrite"]
         _opt(args, "--crs", g.crs)
-        _opt(args, "--aoi", aoi)
-        steps.append(Step("grid", args, partial(jobs.grid, every, aoi=aoi, crs=g.crs, plot_size_m=g.plot_size,
+        _opt(args, "--aoi", g.aoi and resolve(base, g.aoi))
+        _opt(args, "--aoi-where", g.aoi_where)
+        todo.append(Step("grid", args, partial(jobs.grid, every, aoi=aoi, crs=g.crs, plot_size_m=g.plot_size,
                                                 out=grid_file, overwrite=True)))
     pl = wf.pipeline
     copts = ClassifyOptions(min_valid=pl.min_valid, scheduler=pl.scheduler, workers=pl.workers,
@@ -140,7 +156,7 @@ def plan(path: str | Path, progress: bool = False) -> tuple[Any, list[Step]]:
         period = p.date.isoformat() if isinstance(p.date, dt.date) else (str(p.date) if p.date else p.name)
         runs.append(run_dir)
         periods.append(period)
-        args = ["classify", *imagery[p.name], "--period", period, "--out", run_dir, "--grid", grid_file,
+        args = ["classify", *imagery[p.name], *stac_args(base, p.stac), "--period", period, "--out", run_dir, "--grid", grid_file,
                 "--min-valid", str(pl.min_valid), "--scheduler", pl.scheduler]
         if wf.backend == "onnx":
             args += ["--model", model]
@@ -149,21 +165,22 @@ def plan(path: str | Path, progress: bool = False) -> tuple[Any, list[Step]]:
             _opt(args, "--tps", wf.customvision.tps)
             if wf.customvision.store:
                 args.append("--store")
-        _opt(args, "--aoi", aoi)
+        _opt(args, "--aoi", g.aoi and resolve(base, g.aoi))
+        _opt(args, "--aoi-where", g.aoi_where)
         for flag, val in (("--workers", pl.workers), ("--chunk-plots", pl.chunk_plots), ("--batch-size", pl.batch_size)):
             _opt(args, flag, val)
         if p.bands:
             args += ["--bands", ",".join(map(str, p.bands))]
-        steps.append(Step(f"classify {p.name}", args, partial(
+        todo.append(Step(f"classify {p.name}", args, partial(
             jobs.classify, imagery[p.name], run_dir, period=period, model=model, backend=wf.backend, grid=grid_file,
-            aoi=aoi, bands=p.bands, options=copts, customvision=cv, progress=progress)))
+            aoi=aoi, bands=p.bands, options=copts, customvision=cv, progress=progress, stac=stac_source(base, p.stac))))
     if len(runs) >= 2 and wf.change.enabled:
         c = wf.change
         change_dir = str(out / "change")
         args = ["change", *runs, "--out", change_dir, "--min-confidence", str(c.min_confidence),
                 "--hotspot-block", str(c.hotspot_block), "--overwrite", "--smooth" if c.smooth else "--no-smooth"]
         chopts = ChangeOptions(min_confidence=c.min_confidence, smooth=c.smooth, hotspot_block=c.hotspot_block)
-        steps.append(Step("change", args, partial(jobs.change_series, runs, change_dir, options=chopts, overwrite=True)))
+        todo.append(Step("change", args, partial(jobs.change_series, runs, change_dir, options=chopts, overwrite=True)))
         if wf.report.enabled:
             r = wf.report
             report_file = str(out / r.file)
@@ -171,7 +188,7 @@ def plan(path: str | Path, progress: bool = False) -> tuple[Any, list[Step]]:
             args = ["report", runs[0], runs[-1], "--out", report_file, "--basemap", r.basemap, "--overwrite",
                     "--change", change_of_report, "--thumbnails" if r.thumbnails else "--no-thumbnails"]
             ropts = ReportOptions(basemap=r.basemap, thumbnails=r.thumbnails)
-            steps.append(Step("report", args, partial(jobs.report, runs[0], runs[-1], report_file,
+            todo.append(Step("report", args, partial(jobs.report, runs[0], runs[-1], report_file,
                                                       change=change_of_report, options=ropts, overwrite=True)))
     if wf.assess is not None:
         from landuse.assess import design_sample, estimate_sample
@@ -182,8 +199,8 @@ def plan(path: str | Path, progress: bool = False) -> tuple[Any, list[Step]]:
             change_source = str(out / "change") if len(runs) == 2 else str(out / "change" / jobs.series_folder(periods[0], periods[-1]))
         for title, args, kw in assess_plan(wf, base, out, runs, change_source):
             job = design_sample if title == "assess design" else estimate_sample
-            steps.append(Step(title, args, partial(job, **kw)))
-    return wf, steps
+            todo.append(Step(title, args, partial(job, **kw)))
+    return todo
 
 
 def run(
@@ -196,13 +213,13 @@ def run(
     from landuse.report.webmap import ReportResult
     from landuse.workflow import resolve
 
-    wf, steps = plan(workflow, progress=progress is not None)
+    wf, todo = plan(workflow, progress=progress is not None)
     base = Path(workflow).resolve().parent
     result = WorkflowResult(wf.name, Path(resolve(base, wf.output)))
     t0 = time.perf_counter()
     say = progress or (lambda _text: None)
-    for i, step in enumerate(steps, 1):
-        say(f"[{i}/{len(steps)}] {step.title}")
+    for i, step in enumerate(todo, 1):
+        say(f"[{i}/{len(todo)}] {step.title}")
         try:
             value = step.call()
         except LanduseError as exc:
@@ -210,15 +227,20 @@ def run(
         result.steps.append(step.title)
         if isinstance(value, Run):
             result.runs[step.title.removeprefix("classify ")] = value
+            if not value.did_work:
+                say(value.message)
         elif isinstance(value, list) and value and isinstance(value[0], Change):
             result.changes = value
             for c in value:
                 say(c.describe())
         elif isinstance(value, ReportResult):
             result.report = value.path
+            say(f"wrote {value.path} ({value.bytes / 1e6:.1f} MB)")
         elif isinstance(value, TrainedModel):
             result.model = value
         elif step.title == "evaluate":
             result.evaluation = value
+        elif isinstance(value, GridResult):
+            say(value.describe())
     result.seconds = time.perf_counter() - t0
     return result

@@ -35,19 +35,17 @@ import json
 import logging
 import math
 import os
-import random
-import re
 import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from landuse.errors import EndpointError, InputError
+from landuse.retry import RetryPolicy, is_retryable, retry_after_seconds  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -75,23 +73,6 @@ TIER_TPS: dict[tuple[str, bool], float] = {
 TIER_PRICE_PER_1000: dict[str, float] = {"F0": 0.0, "S0": 2.0}
 F0_MONTHLY_LIMIT = 10_000
 
-_RETRY_TEXT = re.compile(r"retry after (\d+(?:\.\d+)?) second", re.IGNORECASE)
-
-
-def retry_after_seconds(response: Any) -> float | None:
-    """Seconds a throttled response asks to wait: the ``Retry-After`` header (seconds or an HTTP
-    date), else the "retry after N second" text of Azure's 429 message; ``None`` when neither."""
-    value = response.headers.get("Retry-After") if response is not None else None
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-            except (TypeError, ValueError):
-                pass
-    match = _RETRY_TEXT.search(getattr(response, "text", "") or "")
-    return float(match.group(1)) if match else None
 
 
 class _Secret:
@@ -250,9 +231,9 @@ def load_config(config_path: str | Path | None = None, **overrides: Any) -> Cust
     values.update({k: v for k, v in overrides.items() if v is not None})
     missing = [n for n in ("endpoint", "project_id", "published_name") if not values.get(n)]
     if missing:
-        env = {"endpoint": ENV_ENDPOINT, "project_id": ENV_PROJECT, "published_name": ENV_PUBLISHED}
+        env_of = {"endpoint": ENV_ENDPOINT, "project_id": ENV_PROJECT, "published_name": ENV_PUBLISHED}
         raise InputError(
-            f"Custom Vision {', '.join(missing)} not configured; set {', '.join(env[m] for m in missing)} "
+            f"Custom Vision {', '.join(missing)} not configured; set {', '.join(env_of[m] for m in missing)} "
             "or add them to ~/.config/landuse/customvision.toml"
         )
     known = set(CustomVisionConfig.__dataclass_fields__)
@@ -380,7 +361,7 @@ class PredictionCache:
                 out.update({img: json.loads(tags) for img, tags in rows})
         return out
 
-    def put(self, image: str, model: str, tags: dict[str, float]) -> None:
+    def put(self, image: str, model: str, tags: dict[str, Any]) -> None:
         with self._lock, self._con:
             self._con.execute(
                 "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?)",
@@ -617,13 +598,10 @@ class CustomVisionClassifier:
             fix = "check the request (image format / size) and the endpoint"
         return EndpointError(f"{where} answered {status} {detail}; {fix}")
 
-    def _backoff(self, attempt: int) -> float:
+    @property
+    def retry_policy(self) -> RetryPolicy:
         c = self.config
-        ceiling = min(c.backoff_max, c.backoff_base * (2**attempt))
-        return ceiling * (0.5 + 0.5 * random.random())
-
-    def _retry_after(self, response: Any) -> float | None:
-        return retry_after_seconds(response)
+        return RetryPolicy(c.max_retries, c.backoff_base, c.backoff_max, c.retry_after_max)
 
     def _call(self, data: bytes, cancel: threading.Event) -> list[tuple[str, str, float]]:
         """POST one image; return ``[(tag name, tag type, probability)]``. Retries per the module doc."""
@@ -655,20 +633,15 @@ class CustomVisionClassifier:
                 self.stats.add(status)
                 code = getattr(getattr(exc, "error", None), "code", None)
                 detail = f"{code or getattr(response, 'reason', '') or 'error'}"
-                if status in (401, 403, 404) or not (status == 429 or status == 408 or status >= 500):
+                if status in (401, 403, 404) or not is_retryable(status):
                     raise self._fail(status, detail) from None
-                if status == 429:
-                    self.stats.add(throttled=1)
-                    delay = self._retry_after(response)
-                    delay = self._backoff(attempt) if delay is None else min(delay, c.retry_after_max)
-                else:
-                    self.stats.add(server_errors=1)
-                    delay = self._backoff(attempt)
+                self.stats.add(**({"throttled": 1} if status == 429 else {"server_errors": 1}))
+                delay = self.retry_policy.delay(attempt, response, throttled=status == 429)
                 reason = f"{status} {detail}"
             except ClientRequestError as exc:
                 self._local.warm = False  # the connection is gone; the next call opens one
                 self.stats.add(transport_errors=1)
-                delay = self._backoff(attempt)
+                delay = self.retry_policy.backoff(attempt)
                 reason = type(getattr(exc, "inner_exception", exc)).__name__
             except DeserializationError:
                 raise self._fail(200, "a body that is not a Custom Vision ImagePrediction") from None

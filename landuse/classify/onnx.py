@@ -112,6 +112,16 @@ class OnnxClassifier:
     """
 
     backend = "onnx"
+    # set by load()
+    path: Path
+    options: dict[str, Any]
+    threads: int
+    batch_size: int
+    _src: Any
+    model_hash: str
+    model_id: str
+    manifest: dict[str, Any]
+    multilabel: bool
 
     def __init__(self) -> None:  # use OnnxClassifier.load
         self._session: Any = None
@@ -415,7 +425,7 @@ class OnnxClassifier:
             )
         if self._softmax:
             if self.multilabel:
-                arr = 1.0 / (1.0 + np.exp(-arr))
+                arr = (1.0 / (1.0 + np.exp(-arr))).astype(np.float32)
             else:
                 arr = np.exp(arr - arr.max(axis=1, keepdims=True))
                 arr /= arr.sum(axis=1, keepdims=True)
@@ -549,5 +559,5 @@ def _resize(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     out = np.empty((batch.shape[0], h, w, 3), dtype=np.uint8)
     for i, img in enumerate(batch):
-        out[i] = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((w, h), Image.BILINEAR))
+        out[i] = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((w, h), Image.Resampling.BILINEAR))
     return out

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "label": "label",
     "run": "run",
     "assess": "assess",
+    "search": "search",
 }
 
 
@@ -74,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="landuse", standalone_mode=False)
     except LanduseError as exc:
-        click.echo(f"landuse: error: {exc}", err=True)
+        from landuse.cli.options import cli_message
+
+        click.echo(f"landuse: error: {cli_message(exc)}", err=True)
         return 1
     except click.exceptions.Abort:
         click.echo("landuse: aborted", err=True)

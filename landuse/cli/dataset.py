@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from landuse.errors import InputError
+from landuse.cli import options as o
 
 
 @click.command("dataset")
@@ -19,8 +19,7 @@ from landuse.errors import InputError
               help="Share of the plot its class must cover to label it.")
 @click.option("--per-class", type=int, default=None, help="At most this many plots per tag (seeded random choice).")
 @click.option("--aoi", type=click.Path(path_type=Path), default=None, help="Only plots whose centre is inside this area.")
-@click.option("--chip-size", type=click.Choice(["224", "256"]), default="256", show_default=True,
-              help="Chip side in pixels (Custom Vision upscales images under 256 px).")
+@o.chip_size()
 @click.option("--min-valid", type=float, default=0.99, show_default=True, help="Imagery must cover this share of a plot.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--merge", "merge", type=click.Path(path_type=Path), default=None,
@@ -31,22 +30,8 @@ def command(ctx: click.Context, imagery: tuple[Path, ...], labels: Path | None, 
             purity: float, per_class: int | None, aoi: Path | None, chip_size: str, min_valid: float, seed: int,
             merge: Path | None, overwrite: bool) -> None:
     """Label plots of IMAGERY from a land-cover raster; write tag folders of chips and index.geojson."""
-    quiet = bool((ctx.obj or {}).get("quiet"))
-    if not imagery and merge is None:
-        raise InputError("give IMAGERY files with --labels, or --merge REVIEW_DIR (or both)")
-    if imagery:
-        if labels is None:
-            raise InputError("--labels LANDCOVER.tif is required to label plots of the imagery")
-        from landuse.training.labels import build_dataset, load_mapping
+    from landuse.api import dataset
 
-        res = build_dataset([str(p) for p in imagery], labels, out, mapping=load_mapping(mapping), purity=purity,
-                            per_class=per_class, aoi=aoi, chip_size=int(chip_size), seed=seed,
-                            min_valid=min_valid, overwrite=overwrite)
-        if not quiet:
-            click.echo(res.describe())
-    if merge is not None:
-        from landuse.training.review import merge_review
-
-        mres = merge_review(merge, out)
-        if not quiet:
-            click.echo(mres.describe(out))
+    res = dataset(out, imagery, labels=labels, mapping=mapping, purity=purity, per_class=per_class, aoi=aoi,
+                  chip_size=int(chip_size), min_valid=min_valid, seed=seed, merge=merge, overwrite=overwrite)
+    o.echo_unless_quiet(ctx, res.describe())

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from landuse import defaults
+from landuse.cli import options as o
 from landuse.training.evaluate import Evaluation
 
 
@@ -60,12 +62,12 @@ def render(ev: Evaluation, max_mistakes: int = 20) -> None:
 @click.command("evaluate")
 @click.argument("model")
 @click.argument("dataset_dir", type=click.Path(path_type=Path))
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=defaults.THRESHOLD, show_default=True,
               help="Probability a tag needs to count as predicted (for precision / recall).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images per inference call.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads (default 1).")
+@o.threads
 @click.option("--mistakes", "max_mistakes", type=click.IntRange(min=0), default=20, show_default=True,
               help="Mistakes listed on the terminal.")
 def command(model: str, dataset_dir: Path, threshold: float, as_json: bool, batch_size: int,
@@ -75,14 +77,9 @@ def command(model: str, dataset_dir: Path, threshold: float, as_json: bool, batc
     Per tag precision and recall at --threshold, AP (non-interpolated area under the
     precision/recall curve), overall precision / recall / mAP, confusion matrix and mistakes.
     """
-    from landuse.classify.base import load_classifier
-    from landuse.training.evaluate import evaluate_dataset
+    from landuse.api import evaluate
 
-    options: dict[str, object] = {"batch_size": batch_size}
-    if threads:
-        options["threads"] = threads
-    clf = load_classifier(model, **options)
-    ev = evaluate_dataset(clf, dataset_dir, threshold=threshold, batch_size=batch_size)
+    ev = evaluate(model, dataset_dir, threshold=threshold, batch_size=batch_size, threads=threads)
     if as_json:
         sys.stdout.write(json.dumps(ev.to_dict(), indent=2) + "\n")
     else:

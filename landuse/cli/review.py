@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from landuse.cli import options as o
 from landuse.label.selection import STRATEGIES
 
 
@@ -20,18 +21,15 @@ from landuse.label.selection import STRATEGIES
               help="Output folder of `landuse change` (for --strategy changed).")
 @click.option("--imagery", multiple=True, type=click.Path(path_type=Path),
               help="Imagery of the run (default: the files its manifest lists).")
-@click.option("--chip-size", type=click.Choice(["224", "256"]), default="256", show_default=True)
+@o.chip_size()
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 @click.pass_context
 def command(ctx: click.Context, run_dir: Path, out: Path, n: int, strategy: str, change: Path | None,
             imagery: tuple[Path, ...], chip_size: str, overwrite: bool) -> None:
     """Export chips filed under their predicted tag; move each into its true tag's folder, then
     `landuse dataset --merge REVIEW_DIR --out DATASET_DIR`."""
-    from landuse.training.review import UNSURE, export_review
+    from landuse.api import review
 
-    res = export_review(run_dir, out, n=n, strategy=strategy, change_dir=change,
-                        imagery=[str(p) for p in imagery] or None, chip_size=int(chip_size), overwrite=overwrite)
-    if not (ctx.obj or {}).get("quiet"):
-        per = ", ".join(f"{t} {k}" for t, k in res.per_tag.items())
-        click.echo(f"wrote {res.chips} chips ({res.strategy}) to {res.out}/: {per}; folders for every tag and {UNSURE}")
-        click.echo(f"move each chip into its true tag's folder, then: landuse dataset --merge {res.out} --out DATASET_DIR")
+    res = review(run_dir, out, n=n, strategy=strategy, change=change, imagery=imagery or None,  # type: ignore[arg-type]
+                 chip_size=int(chip_size), overwrite=overwrite)
+    o.echo_unless_quiet(ctx, res.describe())

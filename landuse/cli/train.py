@@ -62,33 +62,22 @@ def command(dataset_dir: Path, backend: str, out: Path, epochs: int, folds: int,
             project: str | None, classification: str, domain: str | None, tier: str, threshold: float,
             publish_name: str, no_publish: bool, no_export: bool, overwrite: bool) -> None:
     """Train a classifier from DATASET_DIR (one folder per tag) and export it to --out."""
-    if backend == "customvision":
-        from landuse.training.customvision import CVTrainOptions, train_customvision
+    from landuse.api import CVTrainOptions, TrainOptions, train
 
+    if backend == "customvision":
         if not project:
             raise InputError("--backend customvision needs --project NAME (the Custom Vision project to create or reuse)")
-        opts = CVTrainOptions(project=project, classification_type=classification, tier=tier, threshold=threshold,
-                              publish_name=publish_name, publish=not no_publish, export=not no_export)
+        cv = CVTrainOptions(project=project, classification_type=classification, tier=tier, threshold=threshold,
+                            publish_name=publish_name, publish=not no_publish, export=not no_export)
         if domain:
-            opts.domain = domain
-        train_customvision(dataset_dir, out, opts, overwrite=overwrite, say=click.echo)
+            cv.domain = domain
+        train(dataset_dir, out, backend="customvision", customvision=cv, overwrite=overwrite, progress=click.echo)
         return
-    try:
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise InputError("local training needs torch; pip install 'landuse[train]'") from exc
-    from landuse.training.local import TrainConfig, train_local
-
-    if report is not None and report.exists() and not overwrite:
-        from landuse.errors import OutputExistsError
-
-        raise OutputExistsError(f"report {report} exists; pass --overwrite or choose another --report")
-    cfg = TrainConfig(epochs=epochs, folds=folds, val_split=val_split, seed=seed, int8=int8,
-                      image_size=image_size, batch_size=batch_size, freeze_blocks=freeze_blocks,
-                      threads=threads)
+    opts = TrainOptions(epochs=epochs, folds=folds, val_split=val_split, seed=seed, int8=int8, image_size=image_size,
+                        batch_size=batch_size, freeze_blocks=freeze_blocks, threads=threads)
     cmd = "landuse " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
-    rep = train_local(dataset_dir, out, cfg, overwrite=overwrite, progress=click.echo, command=cmd,
-                      report_path=report)
+    rep = train(dataset_dir, out, options=opts, report=report, overwrite=overwrite, progress=click.echo,
+                command=cmd).report
     section = rep.get("cv") or rep.get("validation")
     if section:
         kind = f"{rep['cv']['folds']}-fold cross-validation" if "cv" in rep else "validation split"

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from landuse.errors import InputError
+from landuse.fileio import safe_name
 from landuse.label.selection import UNKNOWN, RunPlots, Selection, read_run_plots, select_plots
 
 INDEX = "labels.csv"
@@ -39,7 +40,7 @@ MAX_VIEW_PIXELS = 1024
 
 
 def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-._" else "-" for ch in str(text)) or "period"
+    return safe_name(str(text), replacement="-", empty="period")
 
 
 def run_scene(plots: RunPlots, imagery: Sequence[str] | None = None,

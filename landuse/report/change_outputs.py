@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +12,8 @@ import numpy as np
 from landuse import __version__
 from landuse.change import STATUS_CODES, Comparison, fmt_ha, summary_rows
 from landuse.errors import OutputExistsError
+from landuse.fileio import staged_dir
 from landuse.report.palette import UNKNOWN_COLOR, class_colors, hex_to_rgb
-from landuse.store import swap_in_dir
 
 CHANGE_NODATA = 255
 CHANGE_UNKNOWN = 254
@@ -28,19 +26,13 @@ def write_change_outputs(comp: Comparison, out: str | Path, summary: dict, overw
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out} already exists and is not empty; pass --overwrite or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         write_change_geojson(comp, tmp / "change.geojson")
         write_change_layers(comp, tmp)
         write_change_tif(comp, tmp / "change.tif")
         write_matrices(comp, tmp)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
         (tmp / "summary.md").write_text(summary_markdown(summary))
-        swap_in_dir(tmp, out)  # the old output stays until the new one is complete
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

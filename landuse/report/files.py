@@ -8,14 +8,14 @@ FeatureCollection, GeoTIFF metadata tags).
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from landuse import fileio
+from landuse.fileio import atomic_path  # noqa: F401 (re-exported)
 from landuse.grid import PlotGrid
 
 CLASS_NODATA = 255
@@ -29,24 +29,9 @@ def class_colours(labels: Sequence[str]) -> list[tuple[int, int, int]]:
     return [hex_to_rgb(hexes[label]) for label in labels]
 
 
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (same suffix); rename it over ``path`` on success."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    tmp.unlink(missing_ok=True)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_json(path: str | Path, obj: Any) -> Path:
     """Indented JSON, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    return Path(path)
+    return fileio.write_json(path, obj)
 
 
 def write_geoparquet(gdf: Any, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
@@ -226,8 +211,6 @@ def write_grid_geojson(grid: PlotGrid, path: str | Path, mask: np.ndarray | None
         geometry=grid.footprints(rows, cols, to_crs="EPSG:4326"),
         crs="EPSG:4326",
     )
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    gdf.to_file(tmp, driver="GeoJSON")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        gdf.to_file(tmp, driver="GeoJSON", layer=path.stem)
     return len(gdf)

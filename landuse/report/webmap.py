@@ -45,6 +45,7 @@ import numpy as np
 
 from landuse import defaults
 from landuse.errors import InputError, OutputExistsError, RunStoreError
+from landuse.fileio import write_bytes
 from landuse.grid import PlotGrid
 from landuse.report.imagery_overlay import FINEST_M, MAX_PIXELS, ImageryOverlay, imagery_overlay
 from landuse.report.palette import UNKNOWN_COLOR, UNKNOWN_VALUE
@@ -838,8 +839,6 @@ def write_report(
     page = render_offline(m)
     data = page.encode("utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(out)
+    write_bytes(out, data)
     return ReportResult(out, len(data), time.perf_counter() - t0, len(features), n_thumbs, skipped, facts["overlay_px"], notes,
                         overlays[0].metres_per_px if overlays else None, sum(o.bytes for o in overlays) if overlays else 0)

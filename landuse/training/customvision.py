@@ -30,7 +30,6 @@ import io
 import json
 import logging
 import os
-import random
 import re
 import shutil
 import time
@@ -42,7 +41,8 @@ from typing import Any
 
 from landuse.classify.base import sha256_file
 from landuse.errors import DatasetError, EndpointError, InputError, ModelError, OutputExistsError
-from landuse.store import swap_in_dir
+from landuse.fileio import swap_in_dir, write_json
+from landuse.retry import RetryPolicy, is_retryable
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class CVTrainOptions:
     timeout_s: float = 3600.0  # give up waiting for training / export after this
     max_retries: int = 6
     backoff_base: float = 1.0
+    backoff_max: float = 30.0
     retry_after_max: float = 60.0
     request_timeout: float = 100.0
     tps: float | None = None  # overrides the tier's quota
@@ -172,13 +173,10 @@ class TrainingAPI:
             time.sleep(self._next - now)
         self._next = max(now, self._next) + self.interval
 
-    def _retry_after(self, response: Any) -> float | None:
-        from landuse.classify.customvision import retry_after_seconds
-
-        return retry_after_seconds(response)
-
-    def _backoff(self, attempt: int) -> float:
-        return min(30.0, self.options.backoff_base * 2**attempt) * (0.5 + 0.5 * random.random())
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        o = self.options
+        return RetryPolicy(o.max_retries, o.backoff_base, o.backoff_max, o.retry_after_max)
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, idempotent: bool = True, **kwargs: Any) -> Any:
         """Run one SDK call: paced, 429 always retried, 5xx / transport retried when idempotent."""
@@ -201,10 +199,9 @@ class TrainingAPI:
                     ) from None
                 if status == 429:
                     self.throttled += 1
-                    delay = self._retry_after(response)
-                    delay = self._backoff(attempt) if delay is None else min(delay, self.options.retry_after_max)
-                elif idempotent and (status >= 500 or status == 408):
-                    delay = self._backoff(attempt)
+                    delay = self.retry_policy.delay(attempt, response, throttled=True)
+                elif idempotent and is_retryable(status):
+                    delay = self.retry_policy.backoff(attempt)
                 else:
                     raise CustomVisionCallError(what, status, code, message) from None
                 reason = f"{status} {code or ''}".strip()
@@ -214,7 +211,7 @@ class TrainingAPI:
                         f"Custom Vision training endpoint {self.endpoint} unreachable during {what} "
                         f"({type(getattr(exc, 'inner_exception', exc)).__name__}); check {ENV_ENDPOINT} and retry"
                     ) from None
-                delay = self._backoff(attempt)
+                delay = self.retry_policy.backoff(attempt)
                 reason = type(getattr(exc, "inner_exception", exc)).__name__
             attempt += 1
             if attempt > self.options.max_retries:
@@ -549,9 +546,7 @@ def unpack_export(data: bytes, out: Path, extra: dict[str, Any], overwrite: bool
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_json(path, obj, default=None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -151,7 +151,7 @@ def load_image(path: str | Path, size: tuple[int, int] | None = None) -> np.ndar
         if rgb.shape[:2] != (h, w):
             from PIL import Image
 
-            rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
+            rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BILINEAR))
     return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 

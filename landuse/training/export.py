@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from landuse.errors import OutputExistsError
-from landuse.store import swap_in_dir
+from landuse.fileio import swap_in_dir
 
 INPUT_NAME = "data"
 OUTPUT_NAME = "model_output"

@@ -33,8 +33,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from landuse.errors import InputError, RasterError
+from landuse.fileio import swap_in_dir
 from landuse.grid import PlotGrid
-from landuse.store import swap_in_dir
 
 DEFAULT_PURITY = 0.75
 DEFAULT_SUB = 16  # sub-cells per plot side: 14 m cells for 224 m plots (NLCD is 30 m)

@@ -786,10 +786,9 @@ def train_local(
     report["precision"] = precision
     report["out"] = str(out_dir)
     if report_path is not None:
-        rp = Path(report_path)
-        tmp_report = rp.with_name(f".{rp.name}.tmp")
-        tmp_report.write_text(json.dumps(report, indent=1, default=_jsonable) + "\n")
-        tmp_report.replace(rp)  # atomic
+        from landuse.fileio import write_json
+
+        write_json(Path(report_path), report, indent=1, default=_jsonable)
     for f in work.iterdir():
         f.unlink()
     work.rmdir()

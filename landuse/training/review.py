@@ -39,6 +39,12 @@ class ReviewResult:
     per_tag: dict[str, int]
     strategy: str
 
+    def describe(self) -> str:
+        """What was written and what to do next, for the terminal."""
+        per = ", ".join(f"{t} {k}" for t, k in self.per_tag.items())
+        return (f"wrote {self.chips} chips ({self.strategy}) to {self.out}/: {per}; folders for every tag and {UNSURE}\n"
+                f"move each chip into its true tag's folder, then: landuse dataset --merge {self.out} --out DATASET_DIR")
+
 
 def export_review(
     run_dir: str | Path,
