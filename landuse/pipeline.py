@@ -1325,7 +1325,9 @@ def classify_imagery(
 ) -> RunResult:
     """``landuse classify``: open the imagery (files, or ``stac``: a :class:`landuse.stac.StacSource`), plan the grid, classify (see :func:`classify_scene`)."""
     from landuse.imagery import Scene
+    from landuse.plan import check_plot_size
 
+    check_plot_size(plot_size_m)
     clock = PhaseClock()
     if stac is None and not sources:
         raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
