@@ -11,6 +11,10 @@ write ``except ValueError`` (a bad value: :class:`InputError`, :class:`WorkflowE
 
 from __future__ import annotations
 
+import errno
+import shutil
+from pathlib import Path
+
 
 class LanduseError(Exception):
     """Root of every error the toolkit reports to a user."""
@@ -73,3 +77,58 @@ class RunStoreError(LanduseError, OSError):
 
 class WorkflowError(LanduseError, ValueError):
     """A workflow file is invalid."""
+
+
+# -- failed writes (no space, read-only, permission) -------------------------------------------
+
+
+_WRITE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+# Free space under which a writer's error without an errno (OGR "Cannot write feature", GDAL
+# "TIFFAppendToStrip ...") is taken for a full disk.
+LOW_SPACE_BYTES = 1 << 20
+
+
+def write_problem(exc: BaseException, path: str | Path | None = None) -> str | None:
+    """What a failed write ran into (no space, read-only, permission), or None when ``exc`` is no
+    such error. Looks through GDAL / OGR / Arrow errors, which carry the OS message as text or
+    none at all (then a device with less than ``LOW_SPACE_BYTES`` free under ``path`` is full)."""
+    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+        return _WRITE_ERRNOS[exc.errno]
+    text = str(exc).lower()
+    for code, words in ((errno.ENOSPC, "no space left"), (errno.EDQUOT, "quota exceeded"),
+                        (errno.EROFS, "read-only file system"), (errno.EACCES, "permission denied")):
+        if words in text:
+            return _WRITE_ERRNOS[code]
+    if path is not None and _free_bytes(Path(path)) < LOW_SPACE_BYTES:
+        return _WRITE_ERRNOS[errno.ENOSPC]
+    return None
+
+
+def _free_bytes(path: Path) -> float:
+    """Free bytes on the device holding ``path`` (its nearest existing folder); inf if unknown."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            try:
+                return float(shutil.disk_usage(folder).free)
+            except OSError:
+                return float("inf")
+    return float("inf")
+
+
+def write_error(path: str | Path, exc: BaseException, then: str = "") -> LanduseError:
+    """A one-line :class:`OutputWriteError` for a failed write of ``path`` (``then``: what to do
+    once fixed, e.g. rerun to resume)."""
+    problem = write_problem(exc, path) or f"{type(exc).__name__}: {exc}"
+    fix = {
+        "no space left on the device": "free some space or choose another --out",
+        "disk quota exceeded": "free some space or choose another --out",
+    }.get(problem, "choose a writable --out")
+    return OutputWriteError(f"cannot write {path}: {problem}; {fix}{'; ' + then if then else ''}")

@@ -36,7 +36,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from landuse import __version__
-from landuse.errors import LanduseError, OutputExistsError, OutputWriteError, RunStoreError
+from landuse.errors import (
+    LanduseError,
+    OutputExistsError,
+    RunStoreError,
+    write_error,
+    write_problem,
+)
 from landuse.fileio import atomic_path, swap_in_dir, write_json  # noqa: F401 (swap_in_dir: re-exported)
 from landuse.fileio import write_bytes as atomic_write_bytes  # noqa: F401 (re-exported)
 from landuse.grid import Chunk, PlotGrid
@@ -452,58 +458,6 @@ def lock_holder(root: str | Path) -> int | None:
 
 
 # -- opening a run for writing: lock, prepare, undo on an early failure ---------------------------
-
-
-_WRITE_ERRNOS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-}
-
-
-# Free space under which a writer's error without an errno (OGR "Cannot write feature", GDAL
-# "TIFFAppendToStrip ...") is taken for a full disk.
-LOW_SPACE_BYTES = 1 << 20
-
-
-def write_problem(exc: BaseException, path: str | Path | None = None) -> str | None:
-    """What a failed write ran into (no space, read-only, permission), or None when ``exc`` is no
-    such error. Looks through GDAL / OGR / Arrow errors, which carry the OS message as text or
-    none at all (then a device with less than ``LOW_SPACE_BYTES`` free under ``path`` is full)."""
-    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
-        return _WRITE_ERRNOS[exc.errno]
-    text = str(exc).lower()
-    for code, words in ((errno.ENOSPC, "no space left"), (errno.EDQUOT, "quota exceeded"),
-                        (errno.EROFS, "read-only file system"), (errno.EACCES, "permission denied")):
-        if words in text:
-            return _WRITE_ERRNOS[code]
-    if path is not None and _free_bytes(Path(path)) < LOW_SPACE_BYTES:
-        return _WRITE_ERRNOS[errno.ENOSPC]
-    return None
-
-
-def _free_bytes(path: Path) -> float:
-    """Free bytes on the device holding ``path`` (its nearest existing folder); inf if unknown."""
-    for folder in (path, *path.parents):
-        if folder.exists():
-            try:
-                return float(shutil.disk_usage(folder).free)
-            except OSError:
-                return float("inf")
-    return float("inf")
-
-
-def write_error(path: str | Path, exc: BaseException, then: str = "") -> LanduseError:
-    """A one-line :class:`OutputWriteError` for a failed write of ``path`` (``then``: what to do
-    once fixed, e.g. rerun to resume)."""
-    problem = write_problem(exc, path) or f"{type(exc).__name__}: {exc}"
-    fix = {
-        "no space left on the device": "free some space or choose another --out",
-        "disk quota exceeded": "free some space or choose another --out",
-    }.get(problem, "choose a writable --out")
-    return OutputWriteError(f"cannot write {path}: {problem}; {fix}{'; ' + then if then else ''}")
 
 
 @contextmanager

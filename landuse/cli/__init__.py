@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:
         # a write that ran out of space / hit a read-only or forbidden folder, wherever it was
-        from landuse.store import write_error, write_problem
+        from landuse.errors import write_error, write_problem
 
         if write_problem(exc) is None:
             raise
