@@ -27,6 +27,7 @@ demo: venv
 
 lint: venv
 	$(BIN)/ruff check landuse tests benchmarks workflows
+	$(BIN)/mypy
 
 test: venv browser lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
@@ -35,4 +36,4 @@ bench: venv
 	$(BIN)/python benchmarks/bench_read.py
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache .mypy_cache

@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -443,7 +444,7 @@ class PlotGrid:
         tr = Transformer.from_crs(self.crs.to_wkt(), target.to_wkt(), always_xy=True)
         X, Y = tr.transform(xs, ys)
         coords = np.stack([X, Y], axis=-1)
-        return shapely.polygons(coords)
+        return np.asarray(shapely.polygons(coords))
 
     def footprint(self, row: int, col: int, to_crs: str | int | CRS | None = None):
         """One plot's polygon (grid CRS, or reprojected)."""
@@ -566,7 +567,7 @@ class PlotGrid:
             raise GridError(f"{path}: {exc}") from None
 
 
-def read_aoi(aoi: str | Path) -> tuple[object, CRS]:
+def read_aoi(aoi: str | Path) -> tuple[Any, CRS]:
     """The union of an AOI file's polygons and its CRS (GeoJSON / GeoPackage / Shapefile ...)."""
     import geopandas as gpd
 

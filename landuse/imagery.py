@@ -261,7 +261,7 @@ def inspect_source(path: str, bands: tuple[int, int, int] | None = None) -> Sour
             raise RasterError(f"{name} has {ds.count} band(s) but bands {list(bands)} were asked for; pass valid band numbers")
         rgb = bands
     elif all(ci in interp for ci in (ColorInterp.red, ColorInterp.green, ColorInterp.blue)):
-        rgb = tuple(interp.index(ci) + 1 for ci in (ColorInterp.red, ColorInterp.green, ColorInterp.blue))
+        rgb = (interp.index(ColorInterp.red) + 1, interp.index(ColorInterp.green) + 1, interp.index(ColorInterp.blue) + 1)
     elif ds.count in (3, 4):
         rgb = (1, 2, 3)
     else:
@@ -370,7 +370,7 @@ def _read_valid(ds, f: SourceFile, window: Window | None, shape: tuple[int, int]
     return m.any(axis=0)
 
 
-def _pixel_range(bounds: Sequence[float], dst_transform: Affine, shape: tuple[int, int], inward: bool) -> tuple[int, int, int, int]:
+def _pixel_range(bounds: Sequence[float] | np.ndarray, dst_transform: Affine, shape: tuple[int, int], inward: bool) -> tuple[int, int, int, int]:
     """(r0, r1, c0, c1) of destination pixels covering ``bounds`` (outward) or inside it (inward)."""
     minx, miny, maxx, maxy = bounds
     c_lo, r_lo = ~dst_transform @ (minx, maxy)
@@ -625,10 +625,10 @@ class Scene:
         """uint8 (chunk.size, pixels, pixels, 3) RGB and float32 (chunk.size,) valid fractions."""
         rgb, valid = self.read_region(grid, chunk, pixels)
         h, w, p = chunk.height, chunk.width, pixels
-        out = np.empty((h, w, p, p, 3), dtype=np.uint8)
+        blocks = np.empty((h, w, p, p, 3), dtype=np.uint8)
         for b in range(3):  # band by band: ~5x faster than one 5-D transpose
-            out[..., b] = rgb[b].reshape(h, p, w, p).transpose(0, 2, 1, 3)
-        out = out.reshape(h * w, p, p, 3)
+            blocks[..., b] = rgb[b].reshape(h, p, w, p).transpose(0, 2, 1, 3)
+        out = blocks.reshape(h * w, p, p, 3)
         frac = valid.reshape(h, p, w, p).mean(axis=(1, 3), dtype=np.float64).astype(np.float32).ravel()
         return out, frac
 

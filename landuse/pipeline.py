@@ -234,7 +234,7 @@ def new_columns(task: ChunkTask) -> tuple[dict[str, np.ndarray], np.ndarray]:
     ch = task.chunk
     n = ch.size
     rows, cols = ch.rows_cols()
-    columns = {
+    columns: dict[str, np.ndarray] = {
         "row": rows.astype(np.int32),
         "col": cols.astype(np.int32),
         "class_index": np.full(n, -1, dtype=np.int16),
@@ -334,7 +334,7 @@ def classify_batch(task: ChunkTask, columns: dict[str, np.ndarray], strip: ReadS
     win = decide(out, task.multilabel, task.threshold)
     columns["class_index"][dest] = win
     columns["status"][dest] = np.where(win >= 0, "classified", "uncertain")
-    columns["reason"][dest] = np.where(win >= 0, None, f"no tag probability >= {task.threshold:g}")
+    columns["reason"][dest] = np.where(win >= 0, None, f"no tag probability >= {task.threshold:g}")  # type: ignore[call-overload]
     stats.plots_classified += int((win >= 0).sum())
 
 
@@ -663,8 +663,8 @@ class InProcessStream:
                     live -= 1
                     continue
                 res = chunk.result
-                for k in ("read_s", "infer_s", "assemble_s", "model_load_s", "plots_read", "plots_classified"):
-                    setattr(res, k, getattr(res, k) + getattr(stats, k))
+                for attr in ("read_s", "infer_s", "assemble_s", "model_load_s", "plots_read", "plots_classified"):
+                    setattr(res, attr, getattr(res, attr) + getattr(stats, attr))
                 if kind == "read":
                     chunk.unread -= 1
                     chunk.batches_left += n
@@ -922,6 +922,7 @@ def classify_scene(
 
     def needs_reading(ch: Chunk) -> bool:
         win = np.s_[ch.row_off : ch.row_off + ch.height, ch.col_off : ch.col_off + ch.width]
+        assert coverage is not None  # only called when there is work
         want = coverage[win] > 0
         if aoi_mask is not None:
             want &= aoi_mask[win]

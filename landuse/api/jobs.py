@@ -352,7 +352,7 @@ def predict(
     from landuse.training.dataset import load_image
 
     clf = load_classifier(str(model), **({"threads": threads} if threads else {}))
-    size = tuple(clf.input_size)
+    size = (int(clf.input_size[0]), int(clf.input_size[1]))
     paths = [Path(p) for p in images]
     probs = np.concatenate([
         clf.predict(np.stack([load_image(p, size=size) for p in paths[i:i + 32]]))

@@ -54,8 +54,8 @@ def run_scene(plots: RunPlots, imagery: Sequence[str] | None = None,
     if not inputs or missing:
         what = "not recorded" if not inputs else f"missing: {missing[0]}"
         raise InputError(f"the imagery of run {plots.path} is {what}; {hint}")
-    imagery = plots.manifest.get("imagery") or {}
-    return Scene.open(inputs, bands=imagery.get("bands_requested"), stretch=imagery.get("stretch"))
+    meta = plots.manifest.get("imagery") or {}
+    return Scene.open(inputs, bands=meta.get("bands_requested"), stretch=meta.get("stretch"))
 
 
 def native_pixel_size(scene: Any, grid: Any, row: int, col: int) -> float:

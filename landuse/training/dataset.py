@@ -159,8 +159,8 @@ def _read_pillow(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
+        with Image.open(path) as opened:
+            im = ImageOps.exif_transpose(opened)
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 raise DatasetError(
                     f"image {path} has {im.mode} pixels; only 8-bit images are supported - convert it to 8-bit RGB"
