@@ -54,6 +54,7 @@ _API: dict[str, str] = {
     "assess_design": "landuse.assess",
     "assess_estimate": "landuse.assess",
     "intensity_analysis": "landuse.assess",
+    "search": "landuse.stac",
     # results
     "Run": "landuse.results",
     "RunSummary": "landuse.results",
@@ -76,6 +77,8 @@ _API: dict[str, str] = {
     "SampleEstimate": "landuse.assess",
     "Assessment": "landuse.assess",
     "IntensityAnalysis": "landuse.assess",
+    "StacSource": "landuse.stac",
+    "StacSelection": "landuse.stac",
     # options (defaults defined once, in landuse.defaults)
     "ClassifyOptions": "landuse.api",
     "CustomVisionOptions": "landuse.api",

@@ -567,17 +567,56 @@ class PlotGrid:
             raise GridError(f"{path}: {exc}") from None
 
 
-def read_aoi(aoi: str | Path) -> tuple[Any, CRS]:
-    """The union of an AOI file's polygons and its CRS (GeoJSON / GeoPackage / Shapefile ...)."""
+@dataclass(frozen=True)
+class AoiFile:
+    """An AOI file with an attribute filter (``where``, an OGR SQL expression such as
+    ``GEOID = '06025'``), e.g. one county of a Census TIGER county file. Usable as a path."""
+
+    path: Path
+    where: str | None = None
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return f"{self.path} where {self.where}" if self.where else str(self.path)
+
+
+def aoi_of(path: str | Path | None, where: str | None = None) -> AoiFile | Path | None:
+    """The AOI argument for ``path`` and an optional attribute filter."""
+    if path is None:
+        if where:
+            raise AOIError(f"--aoi-where {where!r} needs --aoi (the file to pick features from)")
+        return None
+    return AoiFile(Path(path), where.strip()) if where and where.strip() else Path(path)
+
+
+def _aoi_fields(path: Path) -> str:
+    try:
+        import pyogrio
+
+        return ", ".join(str(f) for f in pyogrio.read_info(path)["fields"][:12])
+    except Exception:  # noqa: BLE001 - best effort, for the message only
+        return "unknown"
+
+
+def read_aoi(aoi: str | Path | AoiFile) -> tuple[Any, CRS]:
+    """The union of an AOI file's polygons and its CRS (GeoJSON / GeoPackage / Shapefile ...);
+    an :class:`AoiFile` keeps only the features its ``where`` selects."""
     import geopandas as gpd
 
     path = Path(aoi)
+    where = getattr(aoi, "where", None)
     if not path.exists():
         raise AOIError(f"AOI file {path} does not exist; check the path")
     try:
-        gdf = gpd.read_file(path)
+        gdf = gpd.read_file(path, where=where) if where else gpd.read_file(path)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises many types
+        if where:
+            raise AOIError(f"--aoi-where {where!r} cannot filter {path} ({exc}); fields: {_aoi_fields(path)}") from None
         raise AOIError(f"cannot read AOI {path} ({exc}); give a GeoJSON, GeoPackage or Shapefile") from None
+    if gdf.empty and where:
+        raise AOIError(f"no feature of {path} matches --aoi-where {where!r}; check the value (fields: {_aoi_fields(path)})")
     if gdf.empty:
         raise AOIError(f"AOI {path} has no features; give a file with at least one polygon")
     if gdf.crs is None:

@@ -38,13 +38,17 @@ a Scene pickles as its small spec.
 
 from __future__ import annotations
 
+import functools
 import glob
+import logging
 import math
 import os
+import re
 import threading
+import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +62,8 @@ from rasterio.windows import Window
 
 from landuse.errors import InputError, RasterError
 from landuse.grid import Chunk, PlotGrid
+
+log = logging.getLogger(__name__)
 
 SPEC_VERSION = 1
 # Auto stretch: these percentiles of the valid pixels of the three bands map to 0 and 255.
@@ -74,7 +80,7 @@ _EPS = 1e-6
 
 
 def _name(path: str) -> str:
-    return path if _is_url(path) else Path(path).name
+    return redact(path) if _is_url(path) else Path(path).name
 
 
 def _is_url(path: str) -> bool:
@@ -86,8 +92,11 @@ def _is_url(path: str) -> bool:
 _local = threading.local()
 
 
-def open_dataset(path: str):
-    """An open rasterio dataset for ``path``, cached for this process and thread."""
+def open_dataset(path: str, sign: str | None = None):
+    """An open rasterio dataset for ``path``, cached for this process and thread.
+
+    ``sign`` names how to sign a remote href just before it is opened (``"planetary-computer"``);
+    the signed URL is never cached, logged or returned in an error (see :mod:`landuse.stac`)."""
     import rasterio
 
     cache: OrderedDict | None = getattr(_local, "cache", None)
@@ -98,15 +107,158 @@ def open_dataset(path: str):
     if ds is not None and not ds.closed:
         cache.move_to_end(path)
         return ds
+    target = path
+    if _is_url(path):
+        configure_remote_reads()
+        if sign:
+            from landuse.stac import sign_href
+
+            target = sign_href(path, sign)
     try:
-        ds = rasterio.open(path)
+        ds = rasterio.open(target)
     except rasterio.errors.RasterioIOError as exc:
-        raise RasterError(f"cannot open {path}: {exc}; check the path or URL") from None
+        raise RasterError(f"cannot open {redact(path)}: {redact(str(exc))}; check the path or URL") from None
     cache[path] = ds
     while len(cache) > MAX_OPEN_PER_THREAD:
         _, old = cache.popitem(last=False)
         old.close()
     return ds
+
+
+def forget_dataset(path: str) -> None:
+    """Close and drop this thread's cached handle of ``path`` (the next open starts afresh)."""
+    cache = getattr(_local, "cache", None)
+    ds = cache.pop(path, None) if cache else None
+    if ds is not None:
+        ds.close()
+
+
+# -- remote reads (COGs over HTTP through GDAL's /vsicurl/) --------------------------------------
+
+# GDAL settings for remote rasters, applied per process and thread (the pipeline's workers open
+# their files themselves, so each worker sets them on its first remote open). A variable set in the
+# environment wins over the default here.
+REMOTE_GDAL_DEFAULTS: dict[str, str] = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no directory listing per open
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF,.vrt,.jp2,.img",  # no probing of sidecars
+    "GDAL_HTTP_MULTIRANGE": "YES",  # the blocks of one read fetched in parallel
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",  # neighbouring tiles in one request
+    "VSI_CACHE": "TRUE",
+    "VSI_CACHE_SIZE": str(16 * 2**20),  # per open file
+    "GDAL_HTTP_MAX_RETRY": "4",  # 429 / 502 / 503 / 504 retried by GDAL ...
+    "GDAL_HTTP_RETRY_DELAY": "0.5",  # ... after 0.5 s, doubling
+    "GDAL_HTTP_TIMEOUT": "60",
+    "GDAL_HTTP_CONNECTTIMEOUT": "15",
+}
+# A failed read of a remote file (after GDAL's own retries) is retried this many times in all,
+# with the file reopened, before the chunk fails (env LANDUSE_REMOTE_READ_ATTEMPTS).
+REMOTE_READ_ATTEMPTS = 3
+REMOTE_RETRY_DELAY_S = 0.5  # first pause between those attempts, doubling (env LANDUSE_REMOTE_RETRY_DELAY)
+
+
+def remote_gdal_settings() -> dict[str, str]:
+    """The GDAL settings remote reads use in this process: the defaults, or the environment's."""
+    return {k: os.environ.get(k, v) for k, v in REMOTE_GDAL_DEFAULTS.items()}
+
+
+def configure_remote_reads() -> None:
+    """Apply :func:`remote_gdal_settings` in this thread of this process (again only when the
+    environment changed). Per thread: rasterio's ``set_gdal_config`` sets GDAL's thread-local
+    configuration, which a dataset opened (and read) in another thread does not see."""
+    wanted = remote_gdal_settings()
+    if getattr(_local, "remote", None) == (os.getpid(), wanted):
+        return
+    from rasterio.env import set_gdal_config
+
+    redact_gdal_logs()
+    for key, value in wanted.items():
+        set_gdal_config(key, value)
+    _local.remote = (os.getpid(), wanted)
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        return max(0.0, float(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def remote_read_attempts() -> int:
+    return max(1, int(_env_number("LANDUSE_REMOTE_READ_ATTEMPTS", REMOTE_READ_ATTEMPTS)))
+
+
+class _RedactFilter(logging.Filter):
+    """Removes URL signatures from log records (GDAL's messages name the URLs they read)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "http" in str(record.msg) or any("http" in str(a) for a in (record.args or ())):
+            record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+_REDACT = _RedactFilter()
+# the loggers GDAL's error handler and rasterio's open / read paths write to
+_GDAL_LOGGERS = ("rasterio", "rasterio._env", "rasterio._err", "rasterio._base", "rasterio._io", "rasterio.env")
+
+
+def redact_gdal_logs() -> None:
+    """Attach the signature-removing filter to rasterio's loggers (idempotent)."""
+    for name in _GDAL_LOGGERS:
+        lg = logging.getLogger(name)
+        if _REDACT not in lg.filters:
+            lg.addFilter(_REDACT)
+
+
+def retry_remote(path: str, fn: Callable[[], Any], what: str = "reading") -> Any:
+    """``fn()``, retried for a remote ``path`` when GDAL fails (after its own HTTP retries): the
+    cached handle is dropped and the file reopened, with a growing pause. A persistent failure is a
+    :class:`RasterError` naming the URL (signature removed); local paths are not retried."""
+    import rasterio
+
+    if not _is_url(path):
+        return fn()
+    attempts = remote_read_attempts()
+    last: Exception | None = None
+    for k in range(attempts):
+        try:
+            configure_remote_reads()
+            return fn()
+        except (rasterio.errors.RasterioIOError, RasterError) as exc:
+            last = exc
+            forget_dataset(path)
+            if k + 1 < attempts:
+                log.info("%s %s failed (%s); retrying", what, redact(path), redact(str(exc)))
+                time.sleep(min(8.0, _env_number("LANDUSE_REMOTE_RETRY_DELAY", REMOTE_RETRY_DELAY_S) * 2**k))
+    detail = redact(str(last)).split("; check the path")[0]
+    raise RasterError(
+        f"{what} {redact(path)} failed {attempts} times ({detail}); the run stopped: finished chunks are "
+        "kept, rerun the same command to resume once the server answers"
+    )
+
+
+# Query parameters that carry a signature or credential (Azure SAS, AWS / GCS presigned URLs, tokens).
+_SECRET_PARAM = re.compile(
+    r"^(sig|signature|se|st|sp|sv|sr|srt|ss|spr|skoid|sktid|skt|ske|sks|skv|sdd|token|access_token|"
+    r"key|api_key|apikey|subscription-key|code|x-amz-.*|x-goog-.*|awsaccesskeyid|expires|policy|key-pair-id)$",
+    re.IGNORECASE,
+)
+_URL_IN_TEXT = re.compile(r"(?:/vsicurl/)?https?://[^\s'\"<>]+")
+
+
+def strip_signature(url: str) -> str:
+    """``url`` without the query parameters that sign it (the rest of the query is kept)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    if "?" not in url:
+        return url
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _SECRET_PARAM.match(k)]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL's signature removed (for messages and logs)."""
+    return _URL_IN_TEXT.sub(lambda m: strip_signature(m.group(0)), text)
 
 
 def close_datasets() -> None:
@@ -171,6 +323,11 @@ class SourceFile:
     all_valid: bool
     size: int | None  # bytes on disk (None for URLs)
     mtime: float | None
+    sign: str | None = None  # how to sign the href at open time (remote catalogs), else None
+
+    def open(self):
+        """This file's dataset, cached per process and thread (see :func:`open_dataset`)."""
+        return open_dataset(self.path, self.sign)
 
     @property
     def name(self) -> str:
@@ -208,6 +365,7 @@ class SourceFile:
             "all_valid": self.all_valid,
             "size": self.size,
             "mtime": self.mtime,
+            **({"sign": self.sign} if self.sign else {}),
         }
 
     @classmethod
@@ -226,6 +384,7 @@ class SourceFile:
             all_valid=bool(d["all_valid"]),
             size=d["size"],
             mtime=d["mtime"],
+            sign=d.get("sign"),
         )
 
 
@@ -244,9 +403,9 @@ def parse_bands(bands: Sequence[int] | str | None) -> tuple[int, int, int] | Non
     return bands  # type: ignore[return-value]
 
 
-def inspect_source(path: str, bands: tuple[int, int, int] | None = None) -> SourceFile:
+def inspect_source(path: str, bands: tuple[int, int, int] | None = None, sign: str | None = None) -> SourceFile:
     """Open ``path`` once, check it is usable imagery and describe it."""
-    ds = open_dataset(path)
+    ds = retry_remote(path, lambda: open_dataset(path, sign), "opening")
     name = _name(path)
     if ds.crs is None:
         raise RasterError(f"{name} has no CRS; fix the file (gdal_edit.py -a_srs EPSG:XXXX) or leave it out")
@@ -291,6 +450,7 @@ def inspect_source(path: str, bands: tuple[int, int, int] | None = None) -> Sour
         all_valid=all_valid,
         size=size,
         mtime=mtime,
+        sign=sign,
     )
 
 
@@ -319,7 +479,7 @@ def _user_stretch(stretch: Any) -> dict:
 
 def _read_sample(f: SourceFile, side: int) -> tuple[np.ndarray, np.ndarray]:
     """Decimated read (uses overviews when present): data (3, h, w) and valid (h, w)."""
-    ds = open_dataset(f.path)
+    ds = f.open()
     scale = max(1.0, max(f.width, f.height) / side)
     shape = (max(1, round(f.height / scale)), max(1, round(f.width / scale)))
     data = ds.read(list(f.rgb), out_shape=(3, *shape), resampling=Resampling.nearest)
@@ -462,12 +622,15 @@ class Scene:
         files: Sequence[SourceFile],
         bands: tuple[int, int, int] | None = None,
         stretch: dict | None = None,
+        origin: dict | None = None,
     ) -> None:
         if not files:
             raise InputError("a scene needs at least one raster")
         self._files = list(files)
         self.bands = bands
         self.stretch = stretch
+        # where the files came from (a STAC search: query, items), recorded in the provenance
+        self.origin = origin
         self._index: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -483,6 +646,19 @@ class Scene:
         """Scene from paths, globs, folders, a VRT or GDAL-readable URLs (see module doc)."""
         bands_t = parse_bands(bands)
         files = [inspect_source(p, bands_t) for p in expand_sources(sources)]
+        return cls.from_files(files, bands_t, stretch)
+
+    @classmethod
+    def from_files(
+        cls,
+        files: Sequence[SourceFile],
+        bands: tuple[int, int, int] | None = None,
+        stretch: Any = None,
+        origin: dict | None = None,
+    ) -> Scene:
+        """Scene from inspected files (:func:`inspect_source`); resolves the stretch."""
+        if not files:
+            raise InputError("no imagery given; pass at least one raster file, glob, VRT or URL")
         dtypes = sorted({f.dtype for f in files})
         if len(dtypes) > 1:
             raise RasterError(f"the imagery mixes data types {dtypes}; give one period's files of one type per scene")
@@ -501,7 +677,7 @@ class Scene:
             resolved = compute_stretch(files)
         else:
             resolved = _user_stretch(stretch)
-        return cls(files, bands_t, resolved)
+        return cls(files, bands, resolved, origin)
 
     @property
     def files(self) -> list[SourceFile]:
@@ -543,8 +719,8 @@ class Scene:
 
     def provenance(self) -> dict:
         """Inputs (path, size, mtime), bands per file and the stretch, for outputs' provenance."""
-        return {
-            "inputs": [{"path": f.path, "size": f.size, "mtime": f.mtime} for f in self._files],
+        out = {
+            "inputs": [{"path": strip_signature(f.path), "size": f.size, "mtime": f.mtime} for f in self._files],
             "bands": {f.name: list(f.rgb) for f in self._files},
             "bands_requested": list(self.bands) if self.bands else None,
             "dtype": self._files[0].dtype,
@@ -552,6 +728,9 @@ class Scene:
             "resampling": {"same_crs": "window read: average when down-sampling, else bilinear",
                            "other_crs": "reproject bilinear (source decimated by average when finer)"},
         }
+        if self.origin is not None:
+            out["stac"] = self.origin
+        return out
 
     # -- footprint index ------------------------------------------------------------------
 
@@ -618,7 +797,8 @@ class Scene:
         for i in self.files_intersecting(grid.crs, cb):
             if target.full():
                 break
-            self._read_into(self._files[i], bboxes[i], target)
+            f = self._files[i]
+            retry_remote(f.path, functools.partial(self._read_into, f, bboxes[i], target))
         return target.rgb, target.valid
 
     def read_chunk(self, grid: PlotGrid, chunk: Chunk, pixels: int = 224) -> tuple[np.ndarray, np.ndarray]:
@@ -659,7 +839,7 @@ class Scene:
 
     def _fast_read(self, f: SourceFile, target: _Target, r0: int, r1: int, c0: int, c1: int) -> None:
         """Same CRS, north-up: one windowed read with out_shape resampling."""
-        ds = open_dataset(f.path)
+        ds = f.open()
         window = _window_for(f, target.transform, r0, r1, c0, c1)
         shape = (r1 - r0, c1 - c0)
         down = target.transform.a > f.res[0] * (1 + 1e-9)
@@ -677,7 +857,7 @@ class Scene:
         reproject both into destination pixels [r0, r1) x [c0, c1)."""
         from rasterio.warp import reproject, transform_bounds
 
-        ds = open_dataset(f.path)
+        ds = f.open()
         dst_transform = target.transform @ Affine.translation(c0, r0)
         h, w = r1 - r0, c1 - c0
         x0, y1 = dst_transform @ (0, 0)
@@ -740,7 +920,8 @@ class Scene:
         transform = grid.transform @ Affine.scale(1.0 / k)
         bboxes = self.bboxes(grid.crs)
         for i in idx:
-            self._coverage_into(self._files[i], bboxes[i], grid.crs, transform, target_valid)
+            f = self._files[i]
+            retry_remote(f.path, functools.partial(self._coverage_into, f, bboxes[i], grid.crs, transform, target_valid))
         cov = target_valid.reshape(grid.height, k, grid.width, k).mean(axis=(1, 3), dtype=np.float64)
         return cov.astype(np.float32)
 
@@ -750,7 +931,7 @@ class Scene:
         r0, r1, c0, c1 = _pixel_range(bbox, transform, out.shape, inward=False)
         if r1 <= r0 or c1 <= c0:
             return
-        ds = open_dataset(f.path)
+        ds = f.open()
         side = 2048
         scale = max(1.0, max(f.width, f.height) / side)
         shape = (max(1, round(f.height / scale)), max(1, round(f.width / scale)))

@@ -1125,7 +1125,9 @@ def aoi_info(aoi: str | Path | None) -> dict[str, Any] | None:
     if aoi is None:
         return None
     p = Path(aoi)
-    return {"path": str(p.resolve()), "sha256": sha256_file(p)}
+    info = {"path": str(p.resolve()), "sha256": sha256_file(p)}
+    where = getattr(aoi, "where", None)  # landuse.grid.AoiFile: features picked by attribute
+    return {**info, "where": where} if where else info
 
 
 def plan_grid(
@@ -1162,14 +1164,17 @@ def classify_imagery(
     bands: Sequence[int] | None = None,
     backend: str = "onnx",
     backend_options: dict[str, Any] | None = None,
+    stac: Any = None,
     **options: Any,
 ) -> RunResult:
-    """``landuse classify``: open the imagery, plan the grid, classify (see :func:`classify_scene`)."""
+    """``landuse classify``: open the imagery (files, or ``stac``: a :class:`landuse.stac.StacSource`), plan the grid, classify (see :func:`classify_scene`)."""
     from landuse.imagery import Scene
 
-    if not sources:
-        raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
     clock = PhaseClock()
+    if stac is None and not sources:
+        raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
+    if stac is not None and sources:
+        raise InputError("give imagery files or a STAC source (--stac), not both")
     if backend == "onnx":
         source = resolve_model_spec(model)
         ref = ModelRef(source, tuple(sorted((backend_options or {}).items())))
@@ -1181,10 +1186,20 @@ def classify_imagery(
     # the model loads (onnxruntime import + session) on a thread while the imagery is opened and
     # the grid planned: start-up uses both cores of a small machine
     preload = _Background(worker_model_ref(ref, int(options.get("batch_size", DEFAULT_BATCH_SIZE))).load)
-    with clock("open_imagery"):
-        scene = Scene.open(list(sources), bands=list(bands) if bands else None)
-    with clock("plan_grid"):
-        grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
+    if stac is not None:  # imagery from a STAC search (landuse.stac)
+        from landuse.stac import open_period
+
+        with clock("open_imagery"):
+            scene, selection = open_period(stac, aoi=aoi, grid_file=grid_file, bands=bands, out=out,
+                                           overwrite=bool(options.get("overwrite")))
+        with clock("plan_grid"):
+            grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
+            selection.attach(scene, grid, mask)
+    else:
+        with clock("open_imagery"):
+            scene = Scene.open(list(sources), bands=list(bands) if bands else None)
+        with clock("plan_grid"):
+            grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
     return classify_scene(
         scene, grid, ref, out, period=period, aoi_mask=mask, aoi_info=aoi_info(aoi), clock=clock,
         preloaded=preload, **options

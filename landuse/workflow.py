@@ -35,14 +35,32 @@ class GridSpec(_Strict):
     plot_size: float = Field(defaults.PLOT_SIZE_M, gt=0, description="plot side in metres")
     crs: str | None = Field(None, description="projected CRS (default: the imagery's, else UTM of the centre)")
     aoi: str | None = Field(None, description="AOI polygon file: plots whose centre lies inside")
+    aoi_where: str | None = Field(None, description="attribute filter on the AOI's features, e.g. GEOID = '06025'")
     file: str | None = Field(None, description="an existing grid.json to use instead")
 
 
+class StacSpec(_Strict):
+    """A period's imagery from a STAC search (see ``landuse search``); the area is the grid's AOI."""
+
+    url: str = Field(..., min_length=1, description="STAC API root URL, or a catalog / item collection file")
+    collections: list[str] = Field(default_factory=list, description="collection ids, e.g. [naip]")
+    datetime: str | int | None = Field(None, description="a year, a date or a range START/END")
+    query: dict[str, Any] | None = Field(None, description="STAC query extension object")
+    filter: str | dict[str, Any] | None = Field(None, description="CQL2 filter (text or JSON)")
+    asset: str | None = Field(None, description="asset key (default: image, else the GeoTIFF data asset)")
+
+    @field_validator("collections", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
 class PeriodSpec(_Strict):
-    """One period: a name, its imagery and (optionally) a date or year."""
+    """One period: a name, its imagery (files or a STAC search) and (optionally) a date or year."""
 
     name: str = Field(..., min_length=1)
-    imagery: list[str] = Field(..., min_length=1, description="files, globs, VRTs or GDAL URLs")
+    imagery: list[str] | None = Field(None, min_length=1, description="files, globs, VRTs or GDAL URLs")
+    stac: StacSpec | None = Field(None, description="or: the imagery a STAC search finds")
     date: dt.date | int | None = Field(None, description="acquisition date or year (for annual rates)")
     bands: list[int] | None = Field(None, description="1-based source bands for R, G, B")
 
@@ -50,6 +68,12 @@ class PeriodSpec(_Strict):
     @classmethod
     def _listify(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PeriodSpec:
+        if (self.imagery is None) == (self.stac is None):
+            raise ValueError("give a period either 'imagery' (files) or 'stac' (a search), not both or neither")
+        return self
 
 
 class PipelineSpec(_Strict):
@@ -246,3 +270,34 @@ def assess_plan(wf: Workflow, base: Path, out: Path, runs: list[str], change_sou
         steps.append(("assess estimate", args, {"sample": str(sample), "labels": labels}))
     return steps
 
+
+def stac_source(base: Path, stac: StacSpec | None) -> Any:
+    """The :class:`landuse.stac.StacSource` of a period's search (None without one); a catalog
+    file resolves against the workflow's folder."""
+    if stac is None:
+        return None
+    from landuse.stac import StacSource
+
+    url = stac.url if stac.url.startswith(("http://", "https://")) else resolve(base, stac.url)
+    return StacSource.of(url, stac.collections, stac.datetime, stac.query, stac.filter, stac.asset)
+
+
+def stac_args(base: Path, stac: StacSpec | None) -> list[str]:
+    """``classify`` options of a period's STAC search (a catalog file resolves against the workflow)."""
+    if stac is None:
+        return []
+    import json
+
+    url = stac.url if stac.url.startswith(("http://", "https://")) else resolve(base, stac.url)
+    args = ["--stac", url]
+    for c in stac.collections:
+        args += ["--collection", c]
+    if stac.datetime is not None:
+        args += ["--datetime", str(stac.datetime)]
+    if stac.query is not None:
+        args += ["--stac-query", json.dumps(stac.query)]
+    if stac.filter is not None:
+        args += ["--stac-filter", stac.filter if isinstance(stac.filter, str) else json.dumps(stac.filter)]
+    if stac.asset:
+        args += ["--asset", stac.asset]
+    return args

@@ -38,6 +38,7 @@ from landuse.results import (
 
 if TYPE_CHECKING:
     from landuse.report.webmap import ReportResult
+    from landuse.stac import StacSource
     from landuse.tiler import TileResult
     from landuse.training.evaluate import Evaluation
     from landuse.training.review import ReviewResult
@@ -153,6 +154,7 @@ def classify(
     out: PathLike,
     *,
     period: str,
+    stac: StacSource | None = None,
     model: PathLike = defaults.MODEL,
     backend: Literal["onnx", "customvision"] = "onnx",
     grid: PathLike | None = None,
@@ -168,7 +170,8 @@ def classify(
 
     ``grid`` (a grid.json) keeps periods comparable; without it the grid is built from the AOI
     or the imagery. A rerun resumes an interrupted run; a finished one is not recomputed.
-    ``progress`` prints messages and a progress bar on stderr.
+    ``progress`` prints messages and a progress bar on stderr. ``stac`` (a
+    :class:`landuse.stac.StacSource`, with ``imagery`` empty) reads the items a STAC search finds.
     """
     from landuse.imagery import parse_bands
     from landuse.pipeline import classify_imagery
@@ -194,6 +197,7 @@ def classify(
         workers=opts.workers,
         overwrite=overwrite,
         quiet=not progress,
+        stac=stac,
     )
     return replace(Run.open(res.run_dir), did_work=res.did_work, message=res.message)
 
@@ -208,23 +212,30 @@ def classify_plan(
     bands: Sequence[int] | str | None = None,
     min_valid: float = defaults.MIN_VALID,
     customvision: CustomVisionOptions | None = None,
+    stac: StacSource | None = None,
 ) -> str:
     """What :func:`classify` would do, from the imagery footprints and masks only: plots to
-    classify and (for Custom Vision) the calls, cost and time at the quota. Nothing is read or sent."""
+    classify and (for Custom Vision) the calls, cost and time at the quota. Nothing is read or sent.
+    For ``stac``: the items the search chooses and the plots on them (no pixel read)."""
     from landuse.imagery import Scene
     from landuse.pipeline import load_customvision, plan_grid
 
-    scene = Scene.open([str(p) for p in imagery], bands=bands)
-    g, mask = plan_grid(scene, grid, aoi, plot_size_m)
-    cov = scene.coverage(g)
-    if mask is not None:
-        cov = cov * mask
-    plots = int((cov >= min_valid).sum())
-    lines = [
-        f"dry run: {g.describe()}; about {plots} of {g.size} plots have >= {min_valid:g} valid imagery "
-        f"(estimated from the masks) and would be classified; {int(((cov > 0) & (cov < min_valid)).sum())} partial, "
-        f"{int((cov == 0).sum())} without imagery"
-    ]
+    if stac is not None:
+        from landuse.stac import dry_run_lines
+
+        lines, plots = dry_run_lines(stac, aoi=aoi, grid_file=grid, plot_size_m=plot_size_m, min_valid=min_valid)
+    else:
+        scene = Scene.open([str(p) for p in imagery], bands=bands)
+        g, mask = plan_grid(scene, grid, aoi, plot_size_m)
+        cov = scene.coverage(g)
+        if mask is not None:
+            cov = cov * mask
+        plots = int((cov >= min_valid).sum())
+        lines = [
+            f"dry run: {g.describe()}; about {plots} of {g.size} plots have >= {min_valid:g} valid imagery "
+            f"(estimated from the masks) and would be classified; {int(((cov > 0) & (cov < min_valid)).sum())} partial, "
+            f"{int((cov == 0).sum())} without imagery"
+        ]
     if backend == "customvision":
         cv = customvision or CustomVisionOptions()
         clf = load_customvision(None, **{k: v for k, v in cv.as_backend_options().items() if v is not None})

@@ -96,7 +96,8 @@ def plan(path: str | Path, progress: bool = False) -> tuple[Workflow, list[Step]
 
 def steps(wf: Workflow, base: Path, progress: bool = False) -> list[Step]:
     """The steps of a validated workflow whose relative paths resolve against ``base``."""
-    from landuse.workflow import expand_imagery, resolve
+    from landuse.grid import aoi_of
+    from landuse.workflow import expand_imagery, resolve, stac_args, stac_source
 
     out = Path(resolve(base, wf.output))
     todo: list[Step] = []
@@ -126,9 +127,12 @@ def steps(wf: Workflow, base: Path, progress: bool = False) -> list[Step]:
     if not wf.periods:
         return todo
     grid_file = str(out / "grid.json")
-    imagery = {p.name: expand_imagery(base, p.imagery, f"periods[{p.name}].imagery") for p in wf.periods}
+    imagery = {p.name: expand_imagery(base, p.imagery, f"periods[{p.name}].imagery") if p.imagery else []
+               for p in wf.periods}
     g = wf.grid
-    aoi = resolve(base, g.aoi) if g.aoi else None
+    aoi = aoi_of(resolve(base, g.aoi) if g.aoi else None, g.aoi_where)
+    if any(p.stac for p in wf.periods) and not (g.aoi or g.file):
+        raise WorkflowError("a period with 'stac' needs grid.aoi (the area to search) or grid.file")
     if g.file:
         grid_file = resolve(base, g.file)
         if not Path(grid_file).exists():
@@ -137,8 +141,9 @@ def steps(wf: Workflow, base: Path, progress: bool = False) -> list[Step]:
         every = [f for files in imagery.values() for f in files]
         args = ["grid", *every, "--out", grid_file, "--plot-size", f"{g.plot_size:g}", "--overwrite"]
         _opt(args, "--crs", g.crs)
-        _opt(args, "--aoi", aoi)
-        todo.append(Step("grid", args, partial(jobs.grid, every, aoi=aoi, crs=g.crs, plot_size_m=g.plot_size,
+        _opt(args, "--aoi", g.aoi and resolve(base, g.aoi))
+        _opt(args, "--aoi-where", g.aoi_where)
+        todo.append(Step("grid", args, partial(jobs.grid, every, aoi=aoi, crs=g.crs, plot_size_m=g.plot_size,  # type: ignore[arg-type]  # an AoiFile: a path with a feature filter
                                                 out=grid_file, overwrite=True)))
     pl = wf.pipeline
     copts = ClassifyOptions(min_valid=pl.min_valid, scheduler=pl.scheduler, workers=pl.workers,
@@ -151,7 +156,7 @@ def steps(wf: Workflow, base: Path, progress: bool = False) -> list[Step]:
         period = p.date.isoformat() if isinstance(p.date, dt.date) else (str(p.date) if p.date else p.name)
         runs.append(run_dir)
         periods.append(period)
-        args = ["classify", *imagery[p.name], "--period", period, "--out", run_dir, "--grid", grid_file,
+        args = ["classify", *imagery[p.name], *stac_args(base, p.stac), "--period", period, "--out", run_dir, "--grid", grid_file,
                 "--min-valid", str(pl.min_valid), "--scheduler", pl.scheduler]
         if wf.backend == "onnx":
             args += ["--model", model]
@@ -160,14 +165,15 @@ def steps(wf: Workflow, base: Path, progress: bool = False) -> list[Step]:
             _opt(args, "--tps", wf.customvision.tps)
             if wf.customvision.store:
                 args.append("--store")
-        _opt(args, "--aoi", aoi)
+        _opt(args, "--aoi", g.aoi and resolve(base, g.aoi))
+        _opt(args, "--aoi-where", g.aoi_where)
         for flag, val in (("--workers", pl.workers), ("--chunk-plots", pl.chunk_plots), ("--batch-size", pl.batch_size)):
             _opt(args, flag, val)
         if p.bands:
             args += ["--bands", ",".join(map(str, p.bands))]
         todo.append(Step(f"classify {p.name}", args, partial(
             jobs.classify, imagery[p.name], run_dir, period=period, model=model, backend=wf.backend, grid=grid_file,
-            aoi=aoi, bands=p.bands, options=copts, customvision=cv, progress=progress)))
+            aoi=aoi, bands=p.bands, options=copts, customvision=cv, progress=progress, stac=stac_source(base, p.stac))))  # type: ignore[arg-type]  # an AoiFile: a path with a feature filter
     if len(runs) >= 2 and wf.change.enabled:
         c = wf.change
         change_dir = str(out / "change")

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "label": "label",
     "run": "run",
     "assess": "assess",
+    "search": "search",
 }
 
 

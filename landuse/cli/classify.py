@@ -8,14 +8,17 @@ import click
 
 from landuse import defaults
 from landuse.cli import options as o
+from landuse.cli.search import stac_options, stac_source
 
 
 @click.command("classify")
-@o.imagery_arg
+@click.argument("imagery", nargs=-1)
+@stac_options
 @click.option("--period", required=True, help="Name of the period (e.g. 2016 or 2018-07-16).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @o.model
 @o.aoi
+@click.option("--aoi-where", help="Keep only the AOI features this attribute filter selects, e.g. \"GEOID = '06025'\" (a TIGER county file).")
 @o.grid
 @o.plot_size()
 @o.min_valid()
@@ -34,19 +37,26 @@ from landuse.cli import options as o
 @click.option("--overwrite", is_flag=True, help="Replace an existing, different run in --out.")
 @click.option("--dry-run", is_flag=True, help="Count the plots (and, for Custom Vision, the calls and their cost); classify nothing.")
 @click.pass_context
-def command(ctx: click.Context, imagery: tuple[str, ...], period: str, out: Path, model: str, aoi: Path | None,
-            grid: Path | None, plot_size_m: float, min_valid: float, scheduler: str, workers: int | None,
+def command(ctx: click.Context, imagery: tuple[str, ...], stac_url: str | None, collections: tuple[str, ...],
+            stac_datetime: str | None, stac_query: str | None, stac_filter: str | None, asset: str | None,
+            period: str, out: Path, model: str, aoi: Path | None, aoi_where: str | None, grid: Path | None, plot_size_m: float, min_valid: float, scheduler: str, workers: int | None,
             chunk_plots: int, batch_size: int, bands: str | None, backend: str, tier: str | None, tps: float | None,
             store: bool, overwrite: bool, dry_run: bool) -> None:
-    """Classify every plot of IMAGERY (one period) into the run directory --out.
+    """Classify every plot of IMAGERY (one period), or of the items a STAC search finds (--stac
+    with --collection, --datetime and --aoi or --grid), into the run directory --out.
 
     Writes plots.parquet, plots.geojson, classes.tif, probabilities.tif and summary.json. A
     rerun resumes an interrupted run; a finished run is not recomputed.
     """
     from landuse.api import ClassifyOptions, CustomVisionOptions, classify, classify_plan
+    from landuse.grid import aoi_of
 
+    stac = stac_source(stac_url, collections, stac_datetime, stac_query, stac_filter, asset)
+    if stac is None and not imagery:
+        raise click.UsageError("give IMAGERY files or a STAC source (--stac URL --collection ... --datetime ...)")
     cv = CustomVisionOptions(tier=tier, tps=tps, store=store)  # type: ignore[arg-type]
-    common = dict(backend=backend, grid=grid, aoi=aoi, plot_size_m=plot_size_m, bands=bands, customvision=cv)
+    common = dict(backend=backend, grid=grid, aoi=aoi_of(aoi, aoi_where), plot_size_m=plot_size_m, bands=bands,
+                  customvision=cv, stac=stac)
     if dry_run:
         click.echo(classify_plan(imagery, min_valid=min_valid, **common))  # type: ignore[arg-type]
         return
