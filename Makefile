@@ -27,7 +27,6 @@ demo: venv
 
 lint: venv
 	$(BIN)/ruff check landuse tests benchmarks workflows
-	$(BIN)/mypy
 
 test: venv browser lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

@@ -29,8 +29,10 @@ average (``os.getloadavg``) at the start and end of every measurement: the machi
 
 Usage::
 
+    git archive C | tar -x -C /tmp/before && echo C > /tmp/before/.commit   # optional: "before" runs
     python benchmarks/bench_pipeline.py [--plots 3600,10000,30000] [--torchgeo-python /tmp/tgvenv/bin/python]
-        [--rss] [--extra-schedulers local] [--model PATH]
+        [--rss] [--before-src /tmp/before --before-schedulers local] [--extra-schedulers local] [--model PATH]
+    python benchmarks/bench_pipeline.py --report benchmarks/results/bench_pipeline.json   # README tables
 
 Writes ``benchmarks/results/bench_pipeline.json`` and prints b/a, c/b, b/d.
 """
@@ -181,33 +183,13 @@ def mosaic_vrt(path: Path, source: Path, copies: int) -> Path:
     return path
 
 
-def mean_colour_model(folder: Path, size: int = PLOT) -> Path:
-    """A Custom Vision-style export whose graph is a mean colour + MatMul + Softmax at
-    ``size`` x ``size`` input: costs ~nothing, so a run over 10 GB of imagery measures the
-    pipeline's memory, not the model's speed."""
-    import onnx
-    from onnx import TensorProto, helper
+def mean_colour_model(folder: Path) -> Path:
+    """The serve tests' 224 px mean-colour export (ReduceMean + MatMul + Softmax): costs ~nothing,
+    so a run over 10 GB of imagery measures the pipeline's memory, not the model's speed."""
+    if not (folder / "model.onnx").exists():
+        from tests.test_serve import build_mean_colour_export
 
-    if (folder / "model.onnx").exists():
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    w = np.eye(3, dtype=np.float32) * 8.0
-    nodes = [
-        helper.make_node("ReduceMean", ["data"], ["means"], axes=[2, 3], keepdims=0),
-        helper.make_node("MatMul", ["means", "W"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["model_output"], axis=1),
-    ]
-    graph = helper.make_graph(
-        nodes, "meancolour",
-        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, size, size])],
-        [helper.make_tensor_value_info("model_output", TensorProto.FLOAT, ["N", 3])],
-        initializer=[helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel().tolist())],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    for k, v in {"Image.BitmapPixelFormat": "Rgb8", "Image.NominalPixelRange": "Normalized_0_1"}.items():
-        model.metadata_props.add(key=k, value=v)
-    onnx.save(model, folder / "model.onnx")
-    (folder / "labels.txt").write_text("red\ngreen\nblue\n")
+        build_mean_colour_export(folder, ["red", "green", "blue"])
     return folder
 
 
@@ -340,13 +322,18 @@ def run_cli(raster: Path, out: Path, extra: list[str] | None = None, model: str 
     if model:
         cmd += ["--model", model]
     cmd += extra or []
+    import resource
+
     before = load()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(src)} if src else None
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=src or ROOT, env=env)
     with RssSampler(proc.pid) as rss:
         stdout, stderr = proc.communicate()
     wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
     s = json.loads((out / "summary.json").read_text())
@@ -357,6 +344,10 @@ def run_cli(raster: Path, out: Path, extra: list[str] | None = None, model: str 
         "plots_classified": s["plots"]["classified"],
         "wall_s": round(wall, 3),
         "classified_per_s": round(s["plots"]["classified"] / wall, 1),
+        # CPU seconds of the command (user + system, its whole process tree): steadier than the
+        # wall on a loaded machine; per classified plot it compares with (a)'s session.run CPU
+        "cpu_s": round(cpu, 3),
+        "cpu_ms_per_plot": round(cpu / max(s["plots"]["classified"], 1) * 1e3, 3),
         "startup_s": round(wall - t["wall_s"] - sum(t.get("phases", {}).get(k, 0.0) for k in ("open_imagery", "plan_grid")), 3)
         if "phases" in t else None,
         "outside_classify_scene_s": round(wall - t["wall_s"], 3),
@@ -477,6 +468,82 @@ def bench_d(python: str, raster: Path, model: str, work: Path) -> dict:
     return {"runs": runs, "best_plots_per_s": max(r["plots_per_s"] for r in runs)}
 
 
+# -- the README tables -------------------------------------------------------------------------
+
+
+def markdown(result: dict) -> str:
+    """The README's tables from a results file (``--report FILE``)."""
+    a = result["a_best_plots_per_s"]
+    lines = ["| run | plots classified | wall s | plots/s | ratio | load (1 min) |", "|---|---:|---:|---:|---:|---:|"]
+    best = max([result["a_first"], result["a_again"]], key=lambda x: x["best_plots_per_s"])["best"]
+    lines.append(f"| (a) bare `session.run`, best: batch {best['batch']}, {best['procs']} proc x {best['threads']} thread "
+                 f"| | | {a:,.1f} | | {result['a_first']['load_before'][0]} / {result['a_again']['load_before'][0]} |")
+
+    def row(name: str, r: dict, ratio: str) -> str:
+        return (f"| {name} | {r['plots_classified']:,} | {r['wall_s']:,.1f} | {r['classified_per_s']:,.1f} | {ratio} "
+                f"| {r['load_before'][0]} |")
+
+    for n, r in result["b"].items():
+        lines.append(row(f"(b) `landuse classify`, {int(n):,} plots ({r['timings']['scheduler']})", r,
+                         f"b/a {result['ratios'][f'b/a {n}']}"))
+    for sched, r in result.get("b_before", {}).items():
+        if isinstance(r, dict):
+            lines.append(row(f"(b) before, {result['b_before']['src_commit']}, 10,000 plots ({sched})", r,
+                             f"b/a {result['ratios'][f'b/a 10000 before ({sched})']}"))
+    if "c" in result:
+        lines.append(row("(c) warp path, 10,000-plot raster on an EPSG:32613 grid", result["c"],
+                         f"c/b {result['ratios'].get('c/b 10000')}"))
+    d = result.get("d", {})
+    if "best_plots_per_s" in d:
+        lines.append(f"| (d) torchgeo, 10,000 plots | | | {d['best_plots_per_s']} | b/d {result['ratios'].get('b/d 10000')} | |")
+    elif d:
+        lines.append(f"| (d) torchgeo | not run: {d.get('error', '')} | | | | |")
+    out = ["\n".join(lines)]
+    b = result["b"].get("10000")
+    if b:
+        ph = b["timings"]["phases"]
+        t = b["timings"]
+        prof = result.get("profile_10000", {})
+        rows = [
+            ("process start + imports (outside the pipeline)", b["startup_s"]),
+            ("open imagery + plan grid", ph.get("open_imagery", 0) + ph.get("plan_grid", 0)),
+            ("model load (background thread, overlaps the above)", ph.get("model_load_background")),
+            ("model load, client waiting for it", ph.get("model_load_client")),
+            ("coverage (masks)", ph.get("coverage")),
+            ("cluster start", ph.get("cluster_start")),
+            ("model load per worker thread (sum)", ph.get("worker_model_load")),
+            ("read (reader threads, sum)", ph.get("worker_read")),
+            ("batch assembly (sum)", ph.get("worker_assemble")),
+            ("inference incl. preprocessing (inference threads, sum)", ph.get("worker_infer")),
+            ("inference threads waiting for pixels (sum)", ph.get("inference_waiting_for_pixels")),
+            ("result transfer", ph.get("result_transfer")),
+            ("Parquet parts (client thread, during the run)", ph.get("parquet_parts")),
+            ("classify (wall)", t.get("classify_s")),
+            ("finalise (wall)", t.get("finalise_s")),
+            ("  GeoParquet (thread)", ph.get("finalise_geoparquet")),
+            ("  GeoJSON (thread)", ph.get("finalise_geojson")),
+            ("  GeoPackage (thread)", ph.get("finalise_gpkg")),
+            ("  COGs", ph.get("finalise_cog")),
+            ("whole command (wall)", b["wall_s"]),
+        ]
+        tab = ["| phase (10,000 plots) | seconds |", "|---|---:|"]
+        tab += [f"| {k} | {v:,.3f} |" for k, v in rows if v is not None]
+        out.append("\n".join(tab))
+        if prof:
+            keys = ["decode_ms", "merge_ms", "slice_into_plots_ms", "resample_warp_ms", "batch_assembly_ms",
+                    "preprocess_ms", "session_run_ms"]
+            tab = ["| per plot, one thread's CPU | ms |", "|---|---:|"]
+            tab += [f"| {k.removesuffix('_ms').replace('_', ' ')} | {prof[k]:.3f} |" for k in keys if k in prof]
+            out.append("\n".join(tab))
+    if "rss" in result:
+        tab = ["| imagery | plots | peak RSS MB (whole process tree) |", "|---|---:|---:|"]
+        tab += [f"| {v['imagery_gb']} GB | {v['plots']:,} | {v['peak_rss_mb']['total']:,.0f} |" for v in result["rss"].values()]
+        tab += [f"| {result['rasters'][n]['mb'] / 1e3:.2f} GB, default model | {int(n):,} | {r['peak_rss_mb']['total']:,.0f} |"
+                for n, r in result["b"].items()]
+        out.append("\n".join(tab))
+    return "\n\n".join(out)
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -494,7 +561,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rss", action="store_true", help="peak RSS on ~1 GB and ~10 GB of imagery (mean-colour model)")
     ap.add_argument("--a-seconds", type=float, default=2.0)
     ap.add_argument("--out", type=Path, default=RESULTS / "bench_pipeline.json")
+    ap.add_argument("--report", type=Path, help="print the README tables of this results file and stop")
     args = ap.parse_args(argv)
+    if args.report:
+        print(markdown(json.loads(args.report.read_text())))
+        return 0
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,10 @@ Plot status (``status`` / ``reason`` columns):
 * ``partial`` — some valid pixels but fewer than ``min_valid``;
 * ``nodata`` — no imagery covers the plot (not read) or no valid pixel in it;
 * ``outside_aoi`` — the plot centre lies outside the AOI (not read);
-* ``uncertain`` — multilabel models only: no tag reaches the threshold.
+* ``uncertain`` — multilabel models only: no tag reaches the threshold;
+* ``unknown`` — read and scored but like none of the model's classes (``unknown_score`` above
+  the model's threshold, or mostly open water by NDWI where the imagery has a NIR band; see
+  :mod:`landuse.classify.unknown`): label ``unknown``, no class index, probabilities kept.
 
 Schedulers: ``auto`` (the default: ``threads`` on a machine of up to 4 cores, else ``local``),
 ``local`` (a ``distributed.LocalCluster`` started for the run: one process per core, one thread
@@ -44,6 +47,14 @@ import pyarrow as pa
 
 from landuse import defaults
 from landuse.classify.base import decide, load_classifier, resolve_model_spec, sha256_file
+from landuse.classify.unknown import (
+    UNKNOWN_LABEL,
+    UNKNOWN_STATUS,
+    WATER_SHARE,
+    method_of,
+    predict_with_unknown,
+    water_share,
+)
 from landuse.errors import InputError, LanduseError, RunStoreError
 from landuse.grid import Chunk, PlotGrid
 from landuse.store import RunStore, build_manifest
@@ -62,7 +73,7 @@ READ_PLOTS = 32
 # In-process stream: one more reader thread when reading a plot takes longer than this share of
 # the time the inference threads take to classify it (per reader).
 READER_SHARE = 0.8
-STATUSES = ("classified", "partial", "nodata", "outside_aoi", "uncertain")
+STATUSES = ("classified", "partial", "nodata", "outside_aoi", "uncertain", "unknown")
 REASON_NO_COVERAGE = "no imagery covers the plot"
 REASON_NO_VALID = "no valid pixel in the imagery"
 REASON_OUTSIDE_AOI = "plot centre outside the AOI"
@@ -209,6 +220,8 @@ class ChunkTask:
     threshold: float = DEFAULT_THRESHOLD
     coverage: np.ndarray | None = None  # float32 (chunk.height, chunk.width); 0 = skip
     aoi: np.ndarray | None = None  # bool (chunk.height, chunk.width); False = outside
+    nir: SceneRef | None = None  # the scene's NIR band as a grey scene (unknown flag: open water)
+    flag_unknown: bool = True
 
 
 @dataclass
@@ -239,6 +252,7 @@ def new_columns(task: ChunkTask) -> tuple[dict[str, np.ndarray], np.ndarray]:
         "col": cols.astype(np.int32),
         "class_index": np.full(n, -1, dtype=np.int16),
         "probs": np.full((n, task.n_labels), np.nan, dtype=np.float32),
+        "unknown_score": np.full(n, np.nan, dtype=np.float32),
         "valid_fraction": np.zeros(n, dtype=np.float32),
         "status": np.full(n, "nodata", dtype=object),
         "reason": np.full(n, REASON_NO_COVERAGE, dtype=object),
@@ -284,6 +298,7 @@ class ReadStrip:
     pixels: np.ndarray
     idx: np.ndarray
     ok: np.ndarray
+    water: np.ndarray | None = None  # open-water share per strip plot (NIR band), where read
 
 
 def read_segment(task: ChunkTask, columns: dict[str, np.ndarray], want: np.ndarray,
@@ -310,7 +325,12 @@ def read_segment(task: ChunkTask, columns: dict[str, np.ndarray], want: np.ndarr
     part = sel[(f > 0) & (f < task.min_valid)]
     status[part] = "partial"
     reason[part] = f"valid fraction below min-valid {task.min_valid:g}"
-    return ReadStrip(pixels, idx, np.flatnonzero(seg)[f >= task.min_valid])
+    ok = np.flatnonzero(seg)[f >= task.min_valid]
+    water = None
+    if task.nir is not None and task.flag_unknown and ok.size:
+        water = np.zeros(len(idx), np.float32)
+        water[ok] = _water_shares(task, grid, sub, pixels, ok)
+    return ReadStrip(pixels, idx, ok, water)
 
 
 def classify_batch(task: ChunkTask, columns: dict[str, np.ndarray], strip: ReadStrip, take: np.ndarray,
@@ -324,18 +344,31 @@ def classify_batch(task: ChunkTask, columns: dict[str, np.ndarray], strip: ReadS
     # consecutive plots are a view of the strip (C-contiguous): no copy
     batch = pixels[take[0] : take[-1] + 1] if take[-1] - take[0] + 1 == take.size else pixels[take]
     t2 = time.perf_counter()
-    out = np.asarray(model.predict(batch), dtype=np.float32)
+    out, score = predict_with_unknown(model, np.ascontiguousarray(batch))
+    out = np.asarray(out, dtype=np.float32)
     t3 = time.perf_counter()
     stats.model_load_s += t1 - t0
     stats.assemble_s += t2 - t1
     stats.infer_s += t3 - t2
     dest = strip.idx[take]
     columns["probs"][dest] = out
+    columns["unknown_score"][dest] = score
     win = decide(out, task.multilabel, task.threshold)
     columns["class_index"][dest] = win
     columns["status"][dest] = np.where(win >= 0, "classified", "uncertain")
     columns["reason"][dest] = np.where(win >= 0, None, f"no tag probability >= {task.threshold:g}")  # type: ignore[call-overload]
-    stats.plots_classified += int((win >= 0).sum())
+    if task.flag_unknown:
+        umethod = method_of(model)
+        far = score > umethod.threshold
+        water = strip.water[take] if strip.water is not None else np.zeros(take.size, np.float32)
+        wet = water > WATER_SHARE
+        unk = far | wet
+        columns["class_index"][dest[unk]] = -1
+        columns["status"][dest[unk]] = UNKNOWN_STATUS
+        columns["reason"][dest[far]] = f"unknown score above {umethod.threshold:.4g} ({umethod.name})"
+        for d, w in zip(dest[wet], water[wet], strict=True):
+            columns["reason"][d] = f"open water by NDWI on {w:.0%} of the plot (NIR band)"
+    stats.plots_classified += int((columns["class_index"][dest] >= 0).sum())
 
 
 def batches_of(strip: ReadStrip, batch_size: int) -> list[np.ndarray]:
@@ -372,12 +405,43 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
     return result
 
 
+def _water_shares(task: ChunkTask, grid: PlotGrid, sub: Chunk, pixels: np.ndarray,
+                  ok_local: np.ndarray) -> np.ndarray:
+    """Open-water share (NDWI from the green and NIR bands at 1/4 resolution) of the plots
+    ``ok_local`` of strip ``sub``."""
+    assert task.nir is not None
+    p = max(8, task.pixels // 4)
+    nir, _ = cached_scene(task.nir).read_chunk(grid, sub, pixels=p)
+    g = pixels[ok_local][..., 1].astype(np.float32)
+    k = g.shape[1] // p
+    g = g[:, : p * k, : p * k].reshape(len(ok_local), p, k, p, k).mean(axis=(2, 4))
+    return water_share(g, nir[ok_local][..., 0])
+
+
+def nir_ref(scene: Any) -> SceneRef | None:
+    """The NIR band of a NAIP-like scene (uint8, >= 4 bands, RGB = 1,2,3) as a grey scene, else None."""
+    from landuse.imagery import Scene
+
+    if type(scene) is not Scene:
+        return None
+    spec = scene.spec()
+    files = spec.get("files") or []
+    if scene.stretch is not None or not files or not all(
+            f.get("count", 0) >= 4 and f.get("dtype") == "uint8" and list(f.get("rgb", [])) == [1, 2, 3]
+            for f in files):
+        return None
+    spec = {**spec, "bands": [4, 4, 4], "files": [{**f, "rgb": [4, 4, 4]} for f in files]}
+    return SceneRef(spec, Scene.from_spec)
+
+
 def result_table(result: ChunkResult, labels: Sequence[str]) -> pa.Table:
-    """A chunk's Parquet part: row, col, label, class_index, prob_<tag>..., valid_fraction, status, reason."""
+    """A chunk's Parquet part: row, col, label, class_index, prob_<tag>..., unknown_score,
+    valid_fraction, status, reason."""
     c = result.columns
     idx = c["class_index"]
     lab = np.array(list(labels) + [None], dtype=object)
     label = lab[np.where(idx >= 0, idx, len(labels))]
+    label[c["status"] == UNKNOWN_STATUS] = UNKNOWN_LABEL
     arrays: dict[str, pa.Array] = {
         "row": pa.array(c["row"], pa.int32()),
         "col": pa.array(c["col"], pa.int32()),
@@ -386,6 +450,7 @@ def result_table(result: ChunkResult, labels: Sequence[str]) -> pa.Table:
     }
     for i, name in enumerate(labels):
         arrays[f"prob_{name}"] = pa.array(c["probs"][:, i], pa.float32(), from_pandas=True)
+    arrays["unknown_score"] = pa.array(c["unknown_score"], pa.float32(), from_pandas=True)
     arrays["valid_fraction"] = pa.array(c["valid_fraction"], pa.float32(), from_pandas=True)
     arrays["status"] = pa.array(c["status"], pa.string())
     arrays["reason"] = pa.array(c["reason"], pa.string())
@@ -866,6 +931,11 @@ def classify_scene(
             clf = mref.load()
     labels = [str(t) for t in clf.labels]
     pixels = int(clf.input_size[0])
+    umethod = method_of(clf)
+    nir = nir_ref(scene)
+    gsd_warning = resolution_warning(scene, getattr(clf, "gsd_m", None))
+    if gsd_warning:
+        rep.say(f"warning: {gsd_warning}")
     prov = dict(scene.provenance())
     inputs = prov.pop("inputs", [])
     manifest = build_manifest(
@@ -879,6 +949,8 @@ def classify_scene(
             "input_size": list(clf.input_size),
             "multilabel": bool(clf.multilabel),
             "options": {k: v for k, v in model.options if k not in ("threads", "batch_size")},
+            "gsd_m": getattr(clf, "gsd_m", None),
+            "unknown": {**umethod.to_dict(), "nir_water": nir is not None},
         },
         labels=labels,
         parameters={
@@ -918,6 +990,7 @@ def classify_scene(
             bool(clf.multilabel), float(threshold),
             coverage[win].copy() if coverage is not None else None,
             aoi_mask[win].copy() if aoi_mask is not None else None,
+            nir,
         )
 
     def needs_reading(ch: Chunk) -> bool:
@@ -968,6 +1041,7 @@ def classify_scene(
 
     t_final = time.perf_counter()
     summary = finalise(store, chunks, clock)
+    summary["warnings"] = [gsd_warning] if gsd_warning else []
     summary["timings"] = {
         "wall_s": round(time.perf_counter() - t_start, 3),
         "classify_s": round(classify_s, 3),
@@ -1100,11 +1174,17 @@ def summarise(df: Any, grid: PlotGrid, labels: Sequence[str], manifest: dict[str
             "hectares": round(int(sel.sum()) * area, 4),
             "by_reason": {str(r): int(c) for r, c in reasons.items()},
         }
+    n_unk = int((status == UNKNOWN_STATUS).sum())
+    unk_method = (manifest.get("model") or {}).get("unknown") or {}
     return {
         "period": manifest.get("period"),
         "grid": {**grid.to_dict(), "plots": grid.size, "plot_area_ha": area, "describe": grid.describe()},
-        "plots": {"total": int(len(df)), "classified": n_cls, "unclassified": int(len(df) - n_cls)},
+        "plots": {"total": int(len(df)), "classified": n_cls, "unclassified": int(len(df) - n_cls),
+                  "unknown": n_unk},
         "classes": classes,
+        "unknown": {"plots": n_unk, "hectares": round(n_unk * area, 4),
+                    "share_of_scored": round(n_unk / (n_cls + n_unk), 6) if n_cls + n_unk else None},
+        "unknown_method": unk_method.get("description", unk_method.get("method")),
         "unclassified": unclassified,
         "hectares_method": (
             "hectares = classified plots x plot area (a label stands for its whole plot, valid fraction "
@@ -1118,6 +1198,37 @@ def summarise(df: Any, grid: PlotGrid, labels: Sequence[str], manifest: dict[str
 
 
 # -- the command's entry point ----------------------------------------------------------------
+
+
+# Imagery coarser than this many times the model's ground sample distance is named in a warning.
+GSD_WARN_FACTOR = 1.5
+
+
+def imagery_gsd_m(scene: Any) -> float | None:
+    """The finest pixel size of the scene's files in metres (None for degrees or unknown CRSs)."""
+    from landuse.grid import linear_unit_factor
+
+    sizes = []
+    for f in getattr(scene, "files", []):
+        try:
+            if f.crs is None or not f.crs.is_projected:
+                continue
+            sizes.append(min(f.res) * linear_unit_factor(f.crs))
+        except (AttributeError, ValueError, LanduseError):
+            continue
+    return min(sizes) if sizes else None
+
+
+def resolution_warning(scene: Any, model_gsd_m: float | None) -> str | None:
+    """One line when the imagery is much coarser than the model expects, else None."""
+    if not model_gsd_m:
+        return None
+    gsd = imagery_gsd_m(scene)
+    if gsd is None or gsd <= GSD_WARN_FACTOR * model_gsd_m:
+        return None
+    return (f"the imagery is {gsd:.3g} m per pixel but the model expects {model_gsd_m:g} m: "
+            f"plots are up-sampled {gsd / model_gsd_m:.1f}x and accuracy is lower; check the "
+            f"unknown share, or adapt the model to this imagery (landuse train DATASET --init)")
 
 
 def aoi_info(aoi: str | Path | None) -> dict[str, Any] | None:

@@ -498,14 +498,18 @@ class Prediction:
 
     file: str
     tags: list[tuple[str, float]]
+    unknown_score: float | None = None  # higher = less like any class (landuse.classify.unknown)
+    unknown: bool = False  # flagged: like none of the model's classes
 
     @property
     def tag(self) -> str:
         return self.tags[0][0]
 
     def to_dict(self) -> dict[str, Any]:
-        """Custom Vision's shape: ``{"file", "predictions": [{"tagName", "probability"}]}``."""
-        return {"file": self.file, "predictions": [{"tagName": t, "probability": p} for t, p in self.tags]}
+        """Custom Vision's shape: ``{"file", "predictions": [{"tagName", "probability"}]}`` plus
+        ``unknown`` / ``unknown_score``."""
+        return {"file": self.file, "predictions": [{"tagName": t, "probability": p} for t, p in self.tags],
+                "unknown": self.unknown, "unknown_score": self.unknown_score}
 
 
 @dataclass(frozen=True)

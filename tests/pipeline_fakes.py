@@ -168,8 +168,9 @@ def mean_colour_export(folder: Path) -> Path:
     from onnx import TensorProto, helper
 
     folder.mkdir()
-    w = (COLOURS.T / 255.0 * 8.0).astype(np.float32)  # (3 channels, 3 classes)
-    b = (-0.5 * (COLOURS / 255.0 * 8.0 * COLOURS / 255.0).sum(axis=1)).astype(np.float32)
+    w = (COLOURS.T / 255.0 * 30.0).astype(np.float32)  # (3 channels, 3 classes); confident enough
+    # that plots of a class colour pass the unknown flag's probability fallback (top probability >= 0.5)
+    b = (-0.5 * (COLOURS / 255.0 * 30.0 * COLOURS / 255.0).sum(axis=1)).astype(np.float32)
     nodes = [
         helper.make_node("ReduceMean", ["data"], ["means"], axes=[2, 3], keepdims=0),
         helper.make_node("MatMul", ["means", "W"], ["mw"]),

@@ -154,3 +154,23 @@ def test_cli_errors_are_one_line(pair, tmp_path, capsys):
     assert main(["label", "--import", str(tmp_path / "none.json"), "--out", str(tmp_path / "ds")]) == 1
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "ds").exists() and not (tmp_path / "p.html").exists()
+
+
+def test_a_chip_without_its_index_row_is_removed_on_reopening(pair, tmp_path):
+    """A server killed between writing a chip and its labels.csv row loses that one label, and
+    leaves no chip the index does not list; other files of the dataset are never touched."""
+    a, _, _ = pair
+    ds = tmp_path / "ds"
+    session = LabelSession.open(a.path, ds, n=3)
+    first = session.items[0]
+    (ds / LABELS[0]).mkdir(parents=True)
+    orphan = ds / LABELS[0] / session.chip_name(first)
+    orphan.write_bytes(b"cut short")
+    other = ds / LABELS[0] / "from_nlcd.png"
+    other.write_bytes(b"someone else's chip")
+    (ds / "labels.csv").write_text("plot_id,label,run,period,x,y,crs,chip,labelled_at\n"
+                                   "EPSG:1/224/0/0,Water,r,2016,0,0,EPSG:1,Water/x.png,2026-01-01T00:00:00+00:00\n")
+    again = LabelSession.open(a.path, ds, n=3)
+    assert not orphan.exists() and other.exists()
+    assert again.state()["next"] == 0 and again.state()["done"] == 0
+    assert "EPSG:1/224/0/0" in (ds / "labels.csv").read_text()

@@ -41,7 +41,7 @@ def test_geoparquet_reads_back_in_grid_crs(run_dir, plots):
     grid = fake_grid()
     assert plots.crs.equals(grid.crs.to_wkt()) or plots.crs.to_epsg() == 26914
     expected = ["plot_id", "row", "col", "label", "class_index", *[f"prob_{t}" for t in LABELS],
-                "valid_fraction", "status", "reason", "geometry"]
+                "unknown_score", "valid_fraction", "status", "reason", "geometry"]
     assert list(plots.columns) == expected
     assert len(plots) == grid.size
     first = plots.iloc[0]

@@ -287,9 +287,10 @@ def test_real_naip_both_dates_on_one_grid(tmp_path):
                 ok[inside] = mask[rr[inside], cc[inside]]
                 fr[i] = ok.mean()
         assert np.abs(df.valid_fraction.to_numpy() - fr).max() < 0.1
-        assert (df.status[fr > 0.97] == "classified").all()
-        assert (df.status[fr < 0.8] != "classified").all()
-        assert (df.status == "classified").sum() > 0.5 * len(df)
+        scored = df.status.isin(["classified", "unknown"])  # read and scored (unknown: like no class)
+        assert scored[fr > 0.97].all()
+        assert not scored[fr < 0.8].any()
+        assert scored.sum() > 0.5 * len(df)
         assert (df.status[fr == 0] == "nodata").all()
 
 
@@ -314,8 +315,9 @@ def test_cli_classify_with_custom_vision_backend(tmp_path, write_raster, monkeyp
                      "--tps", "200", "--scheduler", "threads", "--workers", "2", "--chunk-plots", "4"]) == 0
         served = dict(fake.served)
     df = table(out)
-    assert len(df) == 12 and (df.status == "classified").all()
-    assert set(df.label) <= {"Barren", "Cultivated", "Developed"}
+    # every plot scored; the cloud backend's unknown flag is the probability fallback
+    assert len(df) == 12 and df.status.isin(["classified", "unknown"]).all()
+    assert set(df.label) <= {"Barren", "Cultivated", "Developed", "unknown"}
     # 12 plot images once each, plus the probe image each classifier instance sends to read the tags
     counts = sorted(served.values())
     assert len(served) == 13 and counts[:12] == [1] * 12
@@ -345,8 +347,11 @@ def test_sample_rasters_with_default_model_match_truth(tmp_path, year):
     assert len(got) == len(truth) == len(table(out))
     # gating follows the truth's valid fraction (allow plots right at the threshold to go either way)
     clear = (got.valid_fraction_truth - 0.9).abs() > 0.02
-    assert ((got.status == "classified") == (got.valid_fraction_truth >= 0.9))[clear].all()
+    scored = got.status.isin(["classified", "unknown"])  # read and scored (unknown: like no class)
+    assert (scored == (got.valid_fraction_truth >= 0.9))[clear].all()
     cls = got[got.status == "classified"]
     accuracy = float((cls.label == cls[f"class_{year}"]).mean())
-    print(f"{year}: {len(cls)} plots classified, {accuracy:.1%} agree with truth.geojson")
-    assert len(cls) >= 20 and accuracy >= 0.9  # measured: 23/23 in both periods
+    print(f"{year}: {len(cls)} plots classified, {int((got.status == 'unknown').sum())} unknown, "
+          f"{accuracy:.1%} agree with truth.geojson")
+    # measured: 22 / 20 of 23 classified (1 / 3 textured green synthetic fields flagged unknown), all agree
+    assert len(cls) >= 20 and accuracy >= 0.9

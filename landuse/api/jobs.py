@@ -360,19 +360,22 @@ def predict(
     import numpy as np
 
     from landuse.classify.base import load_classifier
+    from landuse.classify.unknown import method_of, predict_with_unknown
     from landuse.training.dataset import load_image
 
     clf = load_classifier(str(model), **({"threads": threads} if threads else {}))
     size = (int(clf.input_size[0]), int(clf.input_size[1]))
     paths = [Path(p) for p in images]
-    probs = np.concatenate([
-        clf.predict(np.stack([load_image(p, size=size) for p in paths[i:i + 32]]))
-        for i in range(0, len(paths), 32)
-    ])
+    outs = [predict_with_unknown(clf, np.stack([load_image(p, size=size) for p in paths[i:i + 32]]))
+            for i in range(0, len(paths), 32)]
+    probs = np.concatenate([o[0] for o in outs])
+    scores = np.concatenate([o[1] for o in outs])
+    thr = method_of(clf).threshold
     out = []
-    for path, row in zip(paths, probs, strict=True):
+    for path, row, sc in zip(paths, probs, scores, strict=True):
         order = np.argsort(-row, kind="stable")[: top or len(row)]
-        out.append(Prediction(str(path), [(str(clf.labels[i]), round(float(row[i]), 6)) for i in order]))
+        out.append(Prediction(str(path), [(str(clf.labels[i]), round(float(row[i]), 6)) for i in order],
+                              round(float(sc), 6), bool(sc > thr)))
     model_info = {"id": str(clf.model_id), "hash": str(clf.model_hash), "backend": str(clf.backend)}
     return Predictions(model_info, out, [str(t) for t in clf.labels])
 

@@ -42,6 +42,8 @@ MODEL_FILE = "model.onnx"
 LABELS_FILE = "labels.txt"
 METADATA_FILE = "metadata_properties.json"
 MANIFEST_FILE = "cvexport.manifest"
+LANDUSE_FILE = "landuse_model.json"  # our exports: expected GSD, unknown-flag statistics, training hashes
+FEATURES_FILE = "features.npz"  # our exports: training-plot features (unknown flag, train --init)
 DEFAULT_SIZE = 224
 DEFAULT_BATCH = 64
 
@@ -168,9 +170,11 @@ class OnnxClassifier:
         manifest = _json_or_none(files.get(MANIFEST_FILE))
         sidecar = _json_or_none(files.get(METADATA_FILE))
         self.manifest = manifest or {}
+        self.landuse_meta: dict[str, Any] = _json_or_none(files.get(LANDUSE_FILE)) or {}
 
         session = self._new_session(model_bytes)
         self._describe(session, labels, files, color, scale)
+        self._setup_unknown()
         self.multilabel = bool(multilabel) if multilabel is not None else _is_multilabel(
             self.metadata, sidecar, manifest
         )
@@ -244,6 +248,7 @@ class OnnxClassifier:
                 f"{', '.join(f'{o.name} {o.type}' for o in outputs)}); expected a float tensor or a ZipMap"
             )
         self.output_name = out.name
+        self.features_name = next((o.name for o in floats if o.name == "features"), None) if not zipmaps else None
 
         self._keys = _zipmap_keys(self._src) if self.generation == "A" else None
         meta = session.get_modelmeta().custom_metadata_map or {}
@@ -322,11 +327,79 @@ class OnnxClassifier:
             f"or pass labels"
         )
 
+    def _setup_unknown(self) -> None:
+        """The unknown-flag method: our features statistics when the export has them."""
+        from landuse.classify.unknown import UnknownMethod
+
+        self.gsd_m: float | None = None
+        meta_gsd = self.landuse_meta.get("gsd_m", self.metadata.get("landuse.gsd_m"))
+        if meta_gsd is not None:
+            try:
+                self.gsd_m = float(meta_gsd)
+            except (TypeError, ValueError):
+                raise ModelError(f"gsd_m {meta_gsd!r} of model {self._where()} is not a number; fix {LANDUSE_FILE}") from None
+        self.training_sha256 = frozenset(str(h) for h in self.landuse_meta.get("training_images_sha256", []))
+        self.unknown_method: UnknownMethod | None = None
+        self._scorer: Any = None
+        unk = self.landuse_meta.get("unknown")
+        if self.features_name is None or not isinstance(unk, dict) or unk.get("method") != "features":
+            return
+        if not files_has(self._src, FEATURES_FILE):
+            raise ModelError(f"model {self._where()} names {FEATURES_FILE} in {LANDUSE_FILE} but has no such file; re-export it")
+        try:
+            thr = float(unk["threshold"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelError(f"model {self._where()}: {LANDUSE_FILE} has no numeric unknown.threshold; re-export it") from None
+        self.unknown_method = UnknownMethod("features", thr, str(unk.get("description", "features")))
+
+    def training_features(self) -> dict[str, np.ndarray]:
+        """The arrays of the export's ``features.npz`` (training-plot features, labels, views)."""
+        import io
+
+        if not files_has(self._src, FEATURES_FILE):
+            raise ModelError(f"model {self._where()} has no {FEATURES_FILE}; it cannot be adapted or flag unknown plots")
+        data = sidecar_bytes(self._src, FEATURES_FILE)
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{FEATURES_FILE} of model {self._where()} is unreadable ({exc}); re-export the model") from exc
+
+    def scorer(self) -> Any:
+        """The k-nearest-neighbour scorer over the training features (built once per process)."""
+        from landuse.classify.unknown import KnnScorer
+
+        if self._scorer is None:
+            f = self.training_features()
+            k = int(self.landuse_meta.get("unknown", {}).get("k", 5))
+            self._scorer = KnnScorer.fit(f["features"].astype(np.float32), k=k)
+        return self._scorer
+
+    def predict_unknown(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, unknown scores) for uint8 RGB plots; needs an export with features."""
+        if self.unknown_method is None or self.features_name is None:
+            raise ModelError(f"model {self._where()} carries no features statistics; use the probability fallback")
+        from landuse.classify.unknown import canopy_evidence
+
+        unk = self.landuse_meta["unknown"]
+        knn_thr = unk.get("knn_threshold")
+        probs, feats = self._run(batch, with_features=knn_thr is not None)
+        score = np.zeros(len(probs), np.float32)
+        if knn_thr is not None:
+            score = self.scorer().score(feats) / float(knn_thr)
+        if unk.get("canopy_threshold") is not None:
+            if batch.shape[1:3] != self.input_size:
+                batch = _resize(batch, self.input_size)
+            green_min = float(unk.get("canopy_green_min", 0.0))
+            score = np.maximum(score, canopy_evidence(batch, green_min) / float(unk["canopy_threshold"]))
+        return probs, score.astype(np.float32)
+
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_session"] = None
         state["_buf"] = None
+        state["_scorer"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -353,11 +426,16 @@ class OnnxClassifier:
             raise ModelError(
                 f"model {self.model_id} takes uint8 RGB plots shaped (N, H, W, 3); got {desc}"
             )
+        return self._run(batch, with_features=False)[0]
+
+    def _run(self, batch: np.ndarray, with_features: bool) -> tuple[np.ndarray, np.ndarray | None]:
         n = batch.shape[0]
         k = len(self.labels)
         result = np.empty((n, k), dtype=np.float32)
+        feats: np.ndarray | None = None
+        names = [self.output_name] + ([self.features_name] if with_features and self.features_name else [])
         if n == 0:
-            return result
+            return result, (np.empty((0, 0), np.float32) if with_features else None)
         if batch.shape[1:3] != self.input_size:
             batch = _resize(batch, self.input_size)
         sess = self.session()
@@ -366,9 +444,14 @@ class OnnxClassifier:
             chunk = batch[start:start + step]
             m = chunk.shape[0]
             feed = self._fill(chunk, self.fixed_batch or m)
-            out = sess.run([self.output_name], {self.input_name: feed})[0]
-            result[start:start + m] = self._postprocess(out)[:m]
-        return result
+            outs = sess.run(names, {self.input_name: feed})
+            result[start:start + m] = self._postprocess(outs[0])[:m]
+            if len(outs) > 1:
+                f = np.asarray(outs[1], np.float32).reshape(outs[1].shape[0], -1)
+                if feats is None:
+                    feats = np.empty((n, f.shape[1]), np.float32)
+                feats[start:start + m] = f[:m]
+        return result, feats
 
     def _fill(self, chunk: np.ndarray, rows: int) -> np.ndarray:
         """Preprocess ``chunk`` into a reused input buffer of ``rows`` rows (padding with zeros)."""
@@ -481,7 +564,7 @@ def _locate(path: Path) -> tuple[_Sources, dict[str, Any]]:
                 model = path / name
         if not model.is_file():
             raise ModelError(f"model folder {path} has no {MODEL_FILE}; pass a Custom Vision ONNX export folder")
-        for name in (LABELS_FILE, METADATA_FILE):
+        for name in (LABELS_FILE, METADATA_FILE, LANDUSE_FILE):
             p = path / name
             if p.is_file():
                 files[name] = _read_text(p) if name == LABELS_FILE else (_read_text(p), str(p))
@@ -502,7 +585,7 @@ def _locate(path: Path) -> tuple[_Sources, dict[str, Any]]:
                         model_name = onnx_files[0]
                 if model_name is None:
                     raise ModelError(f"zip {path} holds no {MODEL_FILE}; pass a Custom Vision ONNX export zip")
-                for name in (LABELS_FILE, METADATA_FILE, MANIFEST_FILE):
+                for name in (LABELS_FILE, METADATA_FILE, MANIFEST_FILE, LANDUSE_FILE):
                     if name in by_base:
                         where = f"{path}!{by_base[name]}"
                         try:
@@ -523,6 +606,32 @@ def _locate(path: Path) -> tuple[_Sources, dict[str, Any]]:
     if side.is_file():
         files[LABELS_FILE], files[LABELS_FILE + ":where"] = _read_text(side), str(side)
     return _Sources(path, str(path), False), files
+
+
+def _sidecar_member(src: _Sources, name: str) -> str | None:
+    """Where sidecar ``name`` of a model lives (zip member or file path), or None."""
+    if src.is_zip:
+        with zipfile.ZipFile(src.path) as zf:
+            members = sorted((n for n in zf.namelist() if n.rsplit("/", 1)[-1] == name), key=lambda n: n.count("/"))
+        return members[0] if members else None
+    p = Path(src.model_name).parent / name
+    return str(p) if p.is_file() else None
+
+
+def files_has(src: _Sources, name: str) -> bool:
+    """Whether the model's export holds sidecar file ``name``."""
+    return _sidecar_member(src, name) is not None
+
+
+def sidecar_bytes(src: _Sources, name: str) -> bytes:
+    """The bytes of sidecar file ``name`` of a model export."""
+    member = _sidecar_member(src, name)
+    if member is None:
+        raise ModelError(f"model {src.path} has no {name}")
+    if src.is_zip:
+        with zipfile.ZipFile(src.path) as zf:
+            return zf.read(member)
+    return Path(member).read_bytes()
 
 
 def _zipmap_keys(src: _Sources) -> list[Any] | None:

@@ -37,6 +37,15 @@ def render(ev: Evaluation, max_mistakes: int = 20) -> None:
               f"{_pct(ev.map)} (mAP)")
     console.print(t)
     console.print(f"Top-tag accuracy: {_pct(ev.accuracy)}")
+    if ev.unknown:
+        console.print(f"Flagged unknown: {ev.unknown['flagged']} of {ev.images} "
+                      f"({_pct(ev.unknown['share_flagged'])}; {ev.unknown['description']})")
+    if ev.trained_on.get("recorded"):
+        note = " - these figures are not a test of generalisation" if ev.trained_on["images"] else ""
+        console.print(f"Trained on: {ev.trained_on['images']} of these {ev.images} images were the "
+                      f"model's own training images{note}")
+    elif ev.trained_on:
+        console.print("Trained on: the model records no training-image hashes (cannot tell overlap)")
 
     cm = Table(title="Confusion matrix (rows: truth, columns: top tag)")
     cm.add_column("truth \\ predicted")

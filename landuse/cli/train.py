@@ -56,12 +56,30 @@ def _print_metrics(title: str, m: dict) -> None:
 @click.option("--publish-name", default="production", show_default=True, help="Custom Vision: published iteration name.")
 @click.option("--no-publish", is_flag=True, help="Custom Vision: do not publish the iteration.")
 @click.option("--no-export", is_flag=True, help="Custom Vision: do not export / download the ONNX model.")
+@click.option("--init", "init", default=None,
+              help="Adapt this model (a folder made by landuse, or 'default') instead of training from "
+                   "scratch: refit its head and unknown-flag statistics on its own training features plus "
+                   "DATASET_DIR's labels (as few as 3 per tag; new tags allowed). No torch needed; seconds.")
+@click.option("--label-weight", type=click.FloatRange(min=0.0, min_open=True), default=None,
+              help="--init: weight of each new label relative to a base training plot (default: the new "
+                   "labels weigh as much in total as the base data, at most 20).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 def command(dataset_dir: Path, backend: str, out: Path, epochs: int, folds: int, val_split: float,
             seed: int, int8: bool, image_size: int, batch_size: int, freeze_blocks: int, threads: int, report: Path | None,
             project: str | None, classification: str, domain: str | None, tier: str, threshold: float,
-            publish_name: str, no_publish: bool, no_export: bool, overwrite: bool) -> None:
+            publish_name: str, no_publish: bool, no_export: bool, init: str | None,
+            label_weight: float | None, overwrite: bool) -> None:
     """Train a classifier from DATASET_DIR (one folder per tag) and export it to --out."""
+    if init is not None:
+        from landuse.training.linear import adapt_model
+
+        cmd = "landuse " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+        res = adapt_model(dataset_dir, out, init, label_weight=label_weight, overwrite=overwrite,
+                          progress=click.echo, command=cmd)
+        click.echo(f"adapted {res.base} with {sum(res.added.values())} labels "
+                   f"({', '.join(f'{t} {n}' for t, n in res.added.items())}) -> {out}: tags "
+                   f"{', '.join(res.labels)}; {res.seconds:.1f} s")
+        return
     from landuse.api import CVTrainOptions, TrainOptions, train
 
     if backend == "customvision":

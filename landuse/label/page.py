@@ -154,10 +154,18 @@ JS = r"""
       if (el.dataset.label) act("label", el.dataset.label); else act(el.dataset.action);
     });
   }
+  var fetched = {};  // "item:period" -> promise of a blob URL (the next plot is fetched ahead)
   function imageUrl(item, k) {
     if (CFG.mode === "static") return Promise.resolve(S.views[item.index][k]);
-    return fetch("api/view/" + item.index + "/" + k, {headers: {"X-Landuse-Key": key}}).then(function (r) {
-      if (!r.ok) throw new Error("image " + r.status); return r.blob(); }).then(function (b) { return URL.createObjectURL(b); });
+    var id = item.index + ":" + k;
+    if (!fetched[id]) fetched[id] = fetch("api/view/" + item.index + "/" + k, {headers: {"X-Landuse-Key": key}}).then(function (r) {
+      if (!r.ok) throw new Error("image " + r.status); return r.blob(); }).then(function (b) { return URL.createObjectURL(b); })
+      .catch(function (e) { delete fetched[id]; throw e; });
+    return fetched[id];
+  }
+  function prefetch(after) {
+    var nxt = S.items.find(function (it) { return it.index > after && !(it.key in state.labels) && state.skipped.indexOf(it.key) < 0; });
+    if (nxt && CFG.mode !== "static") nxt.periods.forEach(function (_, k) { imageUrl(nxt, k).catch(function () {}); });
   }
   function drawViews(item) {
     var v = $("views"); v.className = "views-" + item.periods.length; v.innerHTML = "";
@@ -221,7 +229,7 @@ JS = r"""
     current = item;
     document.body.dataset.current = item.key;
     if (!same) { drawViews(item); }
-    drawGuess(item); drawMap(item);
+    drawGuess(item); drawMap(item); prefetch(item.index);
     $("periodinfo").textContent = item.period + (S.blind ? " \u00b7 blind" : "");
   }
   document.addEventListener("keydown", function (ev) {

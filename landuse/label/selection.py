@@ -195,7 +195,8 @@ def read_change_plots(change_dir: str | Path, grid: PlotGrid) -> list[tuple[int,
     for f in doc.get("features", []):
         p = f["properties"]
         r, c = grid.parse_plot_id(p["plot_id"])  # GridError when the change is of another grid
-        recs.append((r, c, str(p.get("status", "changed")), float(min(p["prob_from"], p["prob_to"]))))
+        probs = [v for v in (p.get("prob_from"), p.get("prob_to")) if v is not None]  # None: unknown
+        recs.append((r, c, str(p.get("status", "changed")), float(min(probs, default=0.0))))
     recs.sort(key=lambda t: (t[3], t[0], t[1]))
     return recs
 

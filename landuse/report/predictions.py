@@ -31,6 +31,8 @@ def prediction_rows(preds: Sequence[PredictionLike]) -> list[tuple[str, str, str
     rows = []
     for p in preds:
         top, prob = p.tags[0]
+        if getattr(p, "unknown", False):  # like none of the model's classes: say so first
+            top = f"unknown (nearest {top})"
         rest = ", ".join(f"{t} {_pct(v)}" for t, v in p.tags[1:])
         rows.append((p.file, top, _pct(prob), rest))
     return rows
@@ -68,5 +70,7 @@ def prediction_csv(preds: Sequence[PredictionLike], labels: Sequence[str]) -> st
 
 def prediction_json(preds: Sequence[PredictionLike], model: dict[str, Any]) -> str:
     """JSON text: ``{"model": {...}, "images": [{"file", "predictions": [{"tagName", "probability"}]}]}``."""
-    images = [{"file": p.file, "predictions": [{"tagName": t, "probability": v} for t, v in p.tags]} for p in preds]
+    images = [{"file": p.file, "predictions": [{"tagName": t, "probability": v} for t, v in p.tags],
+               "unknown": bool(getattr(p, "unknown", False)), "unknown_score": getattr(p, "unknown_score", None)}
+              for p in preds]
     return json.dumps({"model": model, "images": images}, indent=2) + "\n"

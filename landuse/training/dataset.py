@@ -41,9 +41,10 @@ class TagDataset:
     ignored: list[Path] = field(default_factory=list)  # non-image files found in tag folders
 
     @classmethod
-    def open(cls, path: str | Path, min_per_tag: int = MIN_PER_TAG) -> TagDataset:
+    def open(cls, path: str | Path, min_per_tag: int = MIN_PER_TAG, ignore: tuple[str, ...] = ()) -> TagDataset:
         """Scan ``path`` (one sub-folder per tag) and check it is usable.
 
+        ``ignore``: folder names that are not tags (e.g. ``unknown`` for ``train --init``).
         Raises :class:`DatasetError` when the folder is missing, holds no tag folders or no
         images, a tag has fewer than ``min_per_tag`` images, or an image cannot be opened.
         """
@@ -52,7 +53,8 @@ class TagDataset:
             raise DatasetError(f"dataset folder {root} does not exist; pass a folder holding one sub-folder per tag")
         if not root.is_dir():
             raise DatasetError(f"dataset {root} is not a folder; pass a folder holding one sub-folder per tag")
-        tag_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        tag_dirs = sorted(p for p in root.iterdir()
+                          if p.is_dir() and not p.name.startswith(".") and p.name not in ignore)
         if not tag_dirs:
             raise DatasetError(
                 f"dataset folder {root} has no tag sub-folders; put each tag's images in {root}/<tag>/"

@@ -70,6 +70,8 @@ class Evaluation:
     mistakes: list[Mistake] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
     dataset: str = ""
+    unknown: dict[str, Any] = field(default_factory=dict)  # share flagged, method, threshold
+    trained_on: dict[str, Any] = field(default_factory=dict)  # evaluated images that trained the model
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN never appears: undefined values are ``None``)."""
@@ -207,16 +209,30 @@ def evaluate_dataset(
     mapping = match_tags(ds.tags, classifier.labels, str(ds.root))
     truth = np.array([mapping[tag] for _, tag in ds.items], dtype=np.int64)
     n = len(ds.items)
+    from landuse.classify.base import sha256_file
+    from landuse.classify.unknown import method_of, predict_with_unknown
+
     probs = np.empty((n, len(classifier.labels)), dtype=np.float32)
+    scores = np.empty(n, dtype=np.float32)
     size = tuple(classifier.input_size)
     for start in range(0, n, batch_size):
         chunk = ds.items[start:start + batch_size]
         batch = np.stack([load_image(p, size=size) for p, _ in chunk])
-        probs[start:start + len(chunk)] = classifier.predict(batch)
+        probs[start:start + len(chunk)], scores[start:start + len(chunk)] = predict_with_unknown(classifier, batch)
         if progress is not None:
             progress(start + len(chunk), n)
     files = [str(p.relative_to(ds.root)) for p, _ in ds.items]
     ev = evaluate_predictions(probs, truth, classifier.labels, threshold, files=files)
+    um = method_of(classifier)
+    flagged = scores > um.threshold
+    ev.unknown = {**um.to_dict(), "flagged": int(flagged.sum()), "share_flagged": float(flagged.mean()) if n else None,
+                  "flagged_files": [f for f, k in zip(files, flagged, strict=True) if k]}
+    known = getattr(classifier, "training_sha256", None)
+    if known:
+        seen = [f for (p, _), f in zip(ds.items, files, strict=True) if sha256_file(p) in known]
+        ev.trained_on = {"recorded": True, "images": len(seen), "of": n, "files": seen}
+    else:
+        ev.trained_on = {"recorded": False, "images": None, "of": n, "files": []}
     ev.dataset = str(ds.root)
     ev.model = {
         "id": getattr(classifier, "model_id", ""),

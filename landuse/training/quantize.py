@@ -15,13 +15,14 @@ from landuse.errors import ModelError
 
 
 def _excluded_nodes(model_path: Path) -> list[str]:
-    """Names of the first Conv (the stem) and of the last Gemm/MatMul (the classifier)."""
+    """Names of the first Conv (the stem), the last Gemm/MatMul (the classifier) and the Softmax."""
     import onnx
 
     graph = onnx.load(str(model_path)).graph
     convs = [n.name for n in graph.node if n.op_type == "Conv"]
     fcs = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")]
-    return ([convs[0]] if convs else []) + ([fcs[-1]] if fcs else [])
+    soft = [n.name for n in graph.node if n.op_type == "Softmax"]
+    return ([convs[0]] if convs else []) + ([fcs[-1]] if fcs else []) + soft
 
 
 def quantize_int8(
