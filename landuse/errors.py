@@ -31,6 +31,10 @@ class RasterError(LanduseError):
     """A raster cannot be read or used (no CRS, rotated, unsupported bands, no overlap ...)."""
 
 
+class ConfirmationRequired(InputError):
+    """A job is larger than the stated size: it runs only when confirmed (``--yes`` / ``yes=True``)."""
+
+
 class GridError(LanduseError):
     """A plot grid cannot be built or loaded."""
 
@@ -57,6 +61,10 @@ class EndpointError(LanduseError):
 
 class OutputExistsError(LanduseError, FileExistsError):
     """An output exists and --overwrite was not given."""
+
+
+class OutputWriteError(LanduseError, OSError):
+    """An output cannot be written (no space left, read-only folder, permission denied)."""
 
 
 class RunStoreError(LanduseError, OSError):

@@ -38,6 +38,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,14 @@ from landuse.classify.unknown import (
 )
 from landuse.errors import InputError, LanduseError, RunStoreError
 from landuse.grid import Chunk, PlotGrid
-from landuse.store import RunStore, build_manifest
+from landuse.store import (
+    RunStore,
+    build_manifest,
+    mark_complete,
+    open_run,
+    unmark_complete,
+    writing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +255,7 @@ def new_columns(task: ChunkTask) -> tuple[dict[str, np.ndarray], np.ndarray]:
     ch = task.chunk
     n = ch.size
     rows, cols = ch.rows_cols()
-    columns: dict[str, np.ndarray] = {
+    columns = {
         "row": rows.astype(np.int32),
         "col": cols.astype(np.int32),
         "class_index": np.full(n, -1, dtype=np.int16),
@@ -356,7 +364,7 @@ def classify_batch(task: ChunkTask, columns: dict[str, np.ndarray], strip: ReadS
     win = decide(out, task.multilabel, task.threshold)
     columns["class_index"][dest] = win
     columns["status"][dest] = np.where(win >= 0, "classified", "uncertain")
-    columns["reason"][dest] = np.where(win >= 0, None, f"no tag probability >= {task.threshold:g}")  # type: ignore[call-overload]
+    columns["reason"][dest] = np.where(win >= 0, None, f"no tag probability >= {task.threshold:g}")
     if task.flag_unknown:
         umethod = method_of(model)
         far = score > umethod.threshold
@@ -516,7 +524,8 @@ class _Executor:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=_dashboard_address(),
-                silence_logs=logging.ERROR,
+                # workers' own log lines (shutdown heartbeats ...) only with -v
+                silence_logs=logging.ERROR if logging.getLogger().isEnabledFor(logging.INFO) else logging.CRITICAL,
             )
             self.client = Client(self.cluster)
             self._say_dashboard()
@@ -538,10 +547,11 @@ class _Executor:
             self.notify(f"Dask dashboard: {link}")
 
     def __exit__(self, *exc: object) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        with _quiet_dask_shutdown():
+            if self.client is not None:
+                self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
 
     def run(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterable[Any]:
         """Yield ``fn(item)`` for every item, in completion order."""
@@ -728,8 +738,8 @@ class InProcessStream:
                     live -= 1
                     continue
                 res = chunk.result
-                for attr in ("read_s", "infer_s", "assemble_s", "model_load_s", "plots_read", "plots_classified"):
-                    setattr(res, attr, getattr(res, attr) + getattr(stats, attr))
+                for k in ("read_s", "infer_s", "assemble_s", "model_load_s", "plots_read", "plots_classified"):
+                    setattr(res, k, getattr(res, k) + getattr(stats, k))
                 if kind == "read":
                     chunk.unread -= 1
                     chunk.batches_left += n
@@ -755,6 +765,36 @@ class InProcessStream:
                     pass
             for t in self._threads:
                 t.join(timeout=30)
+
+
+@contextmanager
+def _transient_on_error(bar: Any) -> Iterator[None]:
+    """A run that fails leaves no half-drawn progress bar above its one error line."""
+    try:
+        yield
+    except BaseException:
+        live = getattr(bar, "live", None)
+        if live is not None:
+            live.transient = True
+        raise
+
+
+@contextmanager
+def _quiet_dask_shutdown() -> Iterator[None]:
+    """Closing a cluster logs heartbeat / stream-closed noise: silence Dask's loggers meanwhile
+    (unless -v asked for INFO logs)."""
+    if logging.getLogger().isEnabledFor(logging.INFO):
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def _take(items: Any, n: int) -> list[Any]:
@@ -896,6 +936,7 @@ def classify_scene(
     quiet: bool = False,
     clock: PhaseClock | None = None,
     preloaded: _Background | None = None,
+    wait: bool = False,
 ) -> RunResult:
     """Classify every plot of ``grid`` from ``scene`` into the run directory ``out``.
 
@@ -962,111 +1003,113 @@ def classify_scene(
         },
         period=period,
     )
-    store = RunStore.prepare(out, manifest, overwrite=overwrite)
-    todo = [ch for ch in chunks if not store.has_part(ch)]
-    skipped = len(chunks) - len(todo)
-    if not todo and store.is_finalised():
-        msg = (
-            f"nothing to do: {store.root} already holds all {grid.size:,} plots of this run "
-            f"(same manifest); pass --overwrite to recompute"
-        )
+    then = "then rerun the same `landuse classify` to complete the run (its parts are kept)"
+    with open_run(out, manifest, overwrite=overwrite, wait=wait) as store, writing(out, then):
+        todo = [ch for ch in chunks if not store.has_part(ch)]
+        skipped = len(chunks) - len(todo)
+        if not todo and store.is_finalised():
+            msg = (
+                f"nothing to do: {store.root} already holds all {grid.size:,} plots of this run "
+                f"(same manifest); pass --overwrite to recompute"
+            )
+            rep.say(msg)
+            summary = json.loads(store.output("summary.json").read_text())
+            return RunResult(store.root, False, msg, _outputs(store), summary, 0, skipped)
+        unmark_complete(store.root)  # from here on the outputs are rewritten: not finished until the end
+        if skipped:
+            rep.say(f"resuming {store.root}: {skipped} of {len(chunks)} chunks already done, {len(todo)} to compute")
+
+        with clock("coverage"):
+            coverage = np.asarray(scene.coverage(grid), dtype=np.float32) if todo else None
+        if coverage is not None and coverage.shape != grid.shape:
+            raise LanduseError(f"scene coverage {coverage.shape} does not match {grid.describe()}; this is a bug in the imagery module")
+        sref = SceneRef.of(scene)
+        gdict = grid.to_dict()
+
+        def task_of(ch: Chunk) -> ChunkTask:
+            win = np.s_[ch.row_off : ch.row_off + ch.height, ch.col_off : ch.col_off + ch.width]
+            return ChunkTask(
+                sref, gdict, ch, mref, len(labels), pixels, float(min_valid), int(batch_size),
+                bool(clf.multilabel), float(threshold),
+                coverage[win].copy() if coverage is not None else None,
+                aoi_mask[win].copy() if aoi_mask is not None else None,
+                nir,
+            )
+
+        def needs_reading(ch: Chunk) -> bool:
+            win = np.s_[ch.row_off : ch.row_off + ch.height, ch.col_off : ch.col_off + ch.width]
+            want = coverage[win] > 0
+            if aoi_mask is not None:
+                want &= aoi_mask[win]
+            return bool(want.any())
+
+        stats = {"read_s": 0.0, "infer_s": 0.0, "plots_read": 0, "plots_classified": 0}
+        readers: int | None = None
+        t_classify = time.perf_counter()
+        computed = 0
+        if todo:
+            busy = [ch for ch in todo if needs_reading(ch)]
+            empty = [ch for ch in todo if not needs_reading(ch)]
+            total = sum(ch.size for ch in todo)
+            with rep.progress(total) as bar, _transient_on_error(bar):
+
+                def done(res: ChunkResult) -> None:
+                    nonlocal computed
+                    if res.finished_at:
+                        clock.add("result_transfer", max(0.0, time.time() - res.finished_at))
+                    with clock("parquet_parts"):
+                        store.write_part(res.chunk, result_table(res, labels))
+                    computed += 1
+                    for k in stats:
+                        stats[k] += getattr(res, k)
+                    for k in ("read_s", "infer_s", "assemble_s", "model_load_s", "task_s"):
+                        clock.add("worker_" + k[:-2], getattr(res, k))
+                    if bar is not None:
+                        bar.advance(bar.task_ids[0], res.chunk.size)
+
+                for ch in empty:  # nothing to read or classify: no need for a worker
+                    done(process_chunk(task_of(ch)))
+                if busy:
+                    n_workers = min(workers, len(busy))
+                    t0 = time.perf_counter()
+                    with _Executor(scheduler, n_workers, rep.say, adopt=(mref.key(), clf)) as ex:
+                        clock.add("cluster_start", time.perf_counter() - t0)
+                        for res in ex.run(process_chunk, (task_of(ch) for ch in busy)):
+                            done(res)
+                        if ex.stream is not None:
+                            clock.add("inference_waiting_for_pixels", ex.stream.wait_for_pixels_s)
+                            readers = ex.stream.readers_started
+        classify_s = time.perf_counter() - t_classify
+
+        t_final = time.perf_counter()
+        summary = finalise(store, chunks, clock)
+        summary["warnings"] = [gsd_warning] if gsd_warning else []
+        summary["timings"] = {
+            "wall_s": round(time.perf_counter() - t_start, 3),
+            "classify_s": round(classify_s, 3),
+            "finalise_s": round(time.perf_counter() - t_final, 3),
+            "read_s": round(stats["read_s"], 3),
+            "infer_s": round(stats["infer_s"], 3),
+            "plots_read": stats["plots_read"],
+            "plots_classified_now": stats["plots_classified"],
+            "reader_threads": readers,
+            "plots_per_s": round(sum(ch.size for ch in todo) / classify_s, 2) if todo and classify_s > 0 else None,
+            "computed_chunks": computed,
+            "skipped_chunks": skipped,
+            "scheduler": scheduler,
+            "workers": workers,
+            "batch_size": batch_size,
+            "phases": clock.rounded(),
+        }
+        from landuse.report.files import write_json
+
+        write_json(store.output("summary.json"), summary)
+        mark_complete(store.root, parts=len(chunks), plots=grid.size)
+        msg = f"classified {grid.size:,} plots into {store.root} ({computed} chunks computed, {skipped} reused)"
         rep.say(msg)
-        summary = json.loads(store.output("summary.json").read_text())
-        return RunResult(store.root, False, msg, _outputs(store), summary, 0, skipped)
-    if skipped:
-        rep.say(f"resuming {store.root}: {skipped} of {len(chunks)} chunks already done, {len(todo)} to compute")
-
-    with clock("coverage"):
-        coverage = np.asarray(scene.coverage(grid), dtype=np.float32) if todo else None
-    if coverage is not None and coverage.shape != grid.shape:
-        raise LanduseError(f"scene coverage {coverage.shape} does not match {grid.describe()}; this is a bug in the imagery module")
-    sref = SceneRef.of(scene)
-    gdict = grid.to_dict()
-
-    def task_of(ch: Chunk) -> ChunkTask:
-        win = np.s_[ch.row_off : ch.row_off + ch.height, ch.col_off : ch.col_off + ch.width]
-        return ChunkTask(
-            sref, gdict, ch, mref, len(labels), pixels, float(min_valid), int(batch_size),
-            bool(clf.multilabel), float(threshold),
-            coverage[win].copy() if coverage is not None else None,
-            aoi_mask[win].copy() if aoi_mask is not None else None,
-            nir,
-        )
-
-    def needs_reading(ch: Chunk) -> bool:
-        win = np.s_[ch.row_off : ch.row_off + ch.height, ch.col_off : ch.col_off + ch.width]
-        assert coverage is not None  # only called when there is work
-        want = coverage[win] > 0
-        if aoi_mask is not None:
-            want &= aoi_mask[win]
-        return bool(want.any())
-
-    stats = {"read_s": 0.0, "infer_s": 0.0, "plots_read": 0, "plots_classified": 0}
-    readers: int | None = None
-    t_classify = time.perf_counter()
-    computed = 0
-    if todo:
-        busy = [ch for ch in todo if needs_reading(ch)]
-        empty = [ch for ch in todo if not needs_reading(ch)]
-        total = sum(ch.size for ch in todo)
-        with rep.progress(total) as bar:
-
-            def done(res: ChunkResult) -> None:
-                nonlocal computed
-                if res.finished_at:
-                    clock.add("result_transfer", max(0.0, time.time() - res.finished_at))
-                with clock("parquet_parts"):
-                    store.write_part(res.chunk, result_table(res, labels))
-                computed += 1
-                for k in stats:
-                    stats[k] += getattr(res, k)
-                for k in ("read_s", "infer_s", "assemble_s", "model_load_s", "task_s"):
-                    clock.add("worker_" + k[:-2], getattr(res, k))
-                if bar is not None:
-                    bar.advance(bar.task_ids[0], res.chunk.size)
-
-            for ch in empty:  # nothing to read or classify: no need for a worker
-                done(process_chunk(task_of(ch)))
-            if busy:
-                n_workers = min(workers, len(busy))
-                t0 = time.perf_counter()
-                with _Executor(scheduler, n_workers, rep.say, adopt=(mref.key(), clf)) as ex:
-                    clock.add("cluster_start", time.perf_counter() - t0)
-                    for res in ex.run(process_chunk, (task_of(ch) for ch in busy)):
-                        done(res)
-                    if ex.stream is not None:
-                        clock.add("inference_waiting_for_pixels", ex.stream.wait_for_pixels_s)
-                        readers = ex.stream.readers_started
-    classify_s = time.perf_counter() - t_classify
-
-    t_final = time.perf_counter()
-    summary = finalise(store, chunks, clock)
-    summary["warnings"] = [gsd_warning] if gsd_warning else []
-    summary["timings"] = {
-        "wall_s": round(time.perf_counter() - t_start, 3),
-        "classify_s": round(classify_s, 3),
-        "finalise_s": round(time.perf_counter() - t_final, 3),
-        "read_s": round(stats["read_s"], 3),
-        "infer_s": round(stats["infer_s"], 3),
-        "plots_read": stats["plots_read"],
-        "plots_classified_now": stats["plots_classified"],
-        "reader_threads": readers,
-        "plots_per_s": round(sum(ch.size for ch in todo) / classify_s, 2) if todo and classify_s > 0 else None,
-        "computed_chunks": computed,
-        "skipped_chunks": skipped,
-        "scheduler": scheduler,
-        "workers": workers,
-        "batch_size": batch_size,
-        "phases": clock.rounded(),
-    }
-    from landuse.report.files import write_json
-
-    write_json(store.output("summary.json"), summary)
-    msg = f"classified {grid.size:,} plots into {store.root} ({computed} chunks computed, {skipped} reused)"
-    rep.say(msg)
-    for name, path in _outputs(store).items():
-        rep.say(f"  {name}: {path}")
-    return RunResult(store.root, True, msg, _outputs(store), summary, computed, skipped)
+        for name, path in _outputs(store).items():
+            rep.say(f"  {name}: {path}")
+        return RunResult(store.root, True, msg, _outputs(store), summary, computed, skipped)
 
 
 def _outputs(store: RunStore) -> dict[str, Path]:
@@ -1276,11 +1319,15 @@ def classify_imagery(
     backend: str = "onnx",
     backend_options: dict[str, Any] | None = None,
     stac: Any = None,
+    stretch: Any = None,
+    yes: bool = False,
     **options: Any,
 ) -> RunResult:
     """``landuse classify``: open the imagery (files, or ``stac``: a :class:`landuse.stac.StacSource`), plan the grid, classify (see :func:`classify_scene`)."""
     from landuse.imagery import Scene
+    from landuse.plan import check_plot_size
 
+    check_plot_size(plot_size_m)
     clock = PhaseClock()
     if stac is None and not sources:
         raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
@@ -1308,9 +1355,14 @@ def classify_imagery(
             selection.attach(scene, grid, mask)
     else:
         with clock("open_imagery"):
-            scene = Scene.open(list(sources), bands=list(bands) if bands else None)
+            scene = Scene.open(list(sources), bands=list(bands) if bands else None, stretch=stretch)
         with clock("plan_grid"):
             grid, mask = plan_grid(scene, grid_file, aoi, plot_size_m)
+    from landuse.plan import check_job
+
+    tps = (backend_options or {}).get("tps") if backend == "customvision" else None
+    check_job("classify", grid, scene.files, yes=yes, plots=int(mask.sum()) if mask is not None else None,
+              workers=options.get("workers"), plots_per_s=tps)
     return classify_scene(
         scene, grid, ref, out, period=period, aoi_mask=mask, aoi_info=aoi_info(aoi), clock=clock,
         preloaded=preload, **options

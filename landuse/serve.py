@@ -51,6 +51,14 @@ DEFAULT_SERVE_CONFIG = Path("~/.config/landuse/serve.toml")
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
 MULTIPART_SLACK = 64 * 1024  # framing allowed on top of the image in a multipart body
 MAX_SIDE = 10240
+# Pixels one request may decode: this many times the model's input (224 x 224 -> 12.8 MP, about
+# 3,600 x 3,600): anything larger is resampled down to the input anyway, and decoding it costs
+# ~0.1 s per 10 MP of one core.
+PIXEL_BUDGET_FACTOR = 256
+# Decoding runs in a pool of this many threads; at most DECODE_QUEUE requests wait for it
+# (more answer 429, as the cloud does when over its quota).
+DECODE_THREADS = 2
+DECODE_QUEUE = 16
 HARNESS_TEXT = "CustomVision.ai model host harness"
 
 _CLOUD = re.compile(
@@ -107,9 +115,23 @@ def load_served_model(spec: str | None) -> Classifier:
     return load_classifier(spec)
 
 
-def _decode(data: bytes, size: tuple[int, int]) -> np.ndarray:
-    """Image bytes -> uint8 RGB (H, W, 3) at the model's ``size`` (height, width); bomb guard on."""
+def pixel_budget(size: tuple[int, int]) -> int:
+    """Most pixels one request may decode for a model whose input is ``size`` (height, width)."""
+    return int(PIXEL_BUDGET_FACTOR * size[0] * size[1])
+
+
+def public_model_id(model_id: str) -> str:
+    """A model id without the server's filesystem layout (the file or folder name only)."""
+    text = str(model_id)
+    return Path(text).name if ("/" in text or "\\" in text) and "://" not in text else text
+
+
+def _decode(data: bytes, size: tuple[int, int], max_pixels: int | None = None) -> np.ndarray:
+    """Image bytes -> uint8 RGB (H, W, 3) at the model's ``size`` (height, width); bomb guard on:
+    at most ``max_pixels`` (default :func:`pixel_budget`) are decoded."""
     from PIL import Image, ImageOps, UnidentifiedImageError
+
+    budget = pixel_budget(size) if max_pixels is None else max_pixels
 
     if len(data) > MAX_IMAGE_BYTES:
         raise _CVError(400, "BadRequestImageSizeBytes", f"Image size {len(data)} bytes is over the 4 MB limit")
@@ -122,6 +144,11 @@ def _decode(data: bytes, size: tuple[int, int]) -> np.ndarray:
             w, h = img.size
             if max(w, h) > MAX_SIDE or min(w, h) < 1:
                 raise _CVError(400, "BadRequestImageDimensions", f"Image dimensions {w}x{h} are out of range")
+            if w * h > budget:
+                raise _CVError(
+                    400, "BadRequestImageDimensions",
+                    f"Image dimensions {w}x{h} are over this server's budget of {budget:,} pixels; resize it first",
+                )
             img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _CVError(400, "BadRequestImageDimensions", "Image has too many pixels") from None
@@ -168,6 +195,23 @@ def create_app(
     iteration = str(uuid.uuid5(namespace, "iteration"))
     tag_ids = [str(uuid.uuid5(namespace, f"tag:{lab}")) for lab in labels]
     predict_lock = threading.Lock()
+    from concurrent.futures import ThreadPoolExecutor
+
+    decoder = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="landuse-decode")
+    waiting = threading.BoundedSemaphore(DECODE_THREADS + DECODE_QUEUE)
+    budget = pixel_budget(size)  # type: ignore[arg-type]
+
+    async def decode(data: bytes) -> np.ndarray:
+        """Decode off the event loop, in the bounded pool (429 when its queue is full)."""
+        import asyncio
+
+        if not waiting.acquire(blocking=False):
+            raise _CVError(429, "TooManyRequests", "Too many images waiting to be decoded; retry shortly")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(decoder, _decode, data, size, budget)
+        finally:
+            waiting.release()
+
     app = FastAPI(title="landuse serve (Custom Vision prediction API)", docs_url=None, redoc_url=None, openapi_url=None)
 
     def classify(pixels: np.ndarray) -> np.ndarray:
@@ -244,13 +288,15 @@ def create_app(
     async def health() -> dict[str, Any]:
         return {
             "status": "ok",
-            "model_id": getattr(classifier, "model_id", ""),
+            "model_id": public_model_id(getattr(classifier, "model_id", "")),
+            "model_sha256": model_hash,
             "backend": getattr(classifier, "backend", ""),
             "labels": labels,
             "input_size": list(size),
             "project_id": project_id,
             "published_name": published_name,
             "url_routes": enable_url_routes,
+            "max_pixels": budget,
         }
 
     @app.post("/{path:path}")
@@ -284,13 +330,14 @@ def create_app(
             data = await run_in_threadpool(_fetch_url, str(url))
         else:
             data = await image_bytes(request)
-        pixels = _decode(data, size)  # type: ignore[arg-type]
+        pixels = await decode(data)
         try:
             probs = await run_in_threadpool(classify, pixels)
         except Exception as exc:  # noqa: BLE001 - a model failure is a 500, not a crash
             raise _CVError(500, "ErrorPrediction", f"Prediction failed ({type(exc).__name__})") from None
         return JSONResponse(answer(probs, project, minor))
 
+    app.router.on_shutdown.append(lambda: decoder.shutdown(wait=False, cancel_futures=True))
     return app
 
 

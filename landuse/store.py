@@ -7,15 +7,26 @@ Layout of ``RUN_DIR``::
     parts/<chunk>.parquet   one part per chunk of plots, each written atomically
     plots.parquet, plots.geojson, plots.gpkg, classes.tif, probabilities.tif, summary.json   (finalised outputs)
     classes.qml / .sld / .tif.aux.xml, plots.qml / .sld   (styles: palette and class names)
+    complete.json      written LAST: part and plot counts, size and sha256 of every output
+    .lock              advisory lock held while a process writes the run (holder's pid inside)
 
-A rerun with an equal manifest skips finished parts and computes the missing ones; a rerun with
+A run without ``complete.json`` (killed, out of space, failed mid-finalise) is unfinished: every
+reader (:func:`require_finished`, :func:`read_finished_run`) refuses it, and rerunning the same
+``landuse classify`` completes it. A rerun with an equal manifest skips finished parts and computes the missing ones; a rerun with
 a different manifest is refused (naming the difference) unless ``overwrite`` is given.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import json
-from collections.abc import Iterable
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from landuse import __version__
-from landuse.errors import OutputExistsError, RunStoreError
+from landuse.errors import LanduseError, OutputExistsError, OutputWriteError, RunStoreError
 from landuse.fileio import atomic_path, swap_in_dir, write_json  # noqa: F401 (swap_in_dir: re-exported)
 from landuse.fileio import write_bytes as atomic_write_bytes  # noqa: F401 (re-exported)
 from landuse.grid import Chunk, PlotGrid
@@ -35,6 +46,9 @@ GRID = "grid.json"
 PARTS = "parts"
 OUTPUTS = ("plots.parquet", "plots.geojson", "plots.gpkg", "classes.tif", "probabilities.tif", "summary.json")
 SUMMARY = "summary.json"
+COMPLETE = "complete.json"
+LOCK = ".lock"
+COMPLETE_FORMAT = 1
 # Manifest keys that describe the moment, not the run: never compared.
 VOLATILE_KEYS = frozenset({"created"})
 
@@ -50,10 +64,86 @@ class FinishedRun:
     period: str
 
 
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def mark_complete(root: str | Path, *, parts: int, plots: int, files: Iterable[str] = OUTPUTS) -> dict[str, Any]:
+    """Write ``complete.json`` (the finished-run marker) LAST: the part and plot counts and the
+    size and sha256 of every output in ``files``. Returns what was written."""
+    root = Path(root)
+    listed: dict[str, Any] = {}
+    for name in files:
+        p = root / name
+        listed[name] = {"size": p.stat().st_size, "sha256": _file_sha256(p)}
+    marker = {
+        "format": COMPLETE_FORMAT,
+        "complete": True,
+        "parts": int(parts),
+        "plots": int(plots),
+        "files": listed,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_json(root / COMPLETE, marker)
+    return marker
+
+
+def unmark_complete(root: str | Path) -> None:
+    """Remove the finished-run marker (before anything of the run is rewritten)."""
+    (Path(root) / COMPLETE).unlink(missing_ok=True)
+
+
+def finished_problem(root: str | Path, checksums: bool = False) -> str | None:
+    """Why ``root`` is not a finished run (None when it is): no marker, a listed output missing,
+    or of another size (or, with ``checksums``, another sha256) than when the run finished."""
+    root = Path(root)
+    mpath = root / COMPLETE
+    if not mpath.is_file():
+        return f"no {COMPLETE}"
+    try:
+        marker = json.loads(mpath.read_text())
+        files = dict(marker["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{COMPLETE} is unreadable"
+    if not marker.get("complete"):
+        return f"{COMPLETE} does not say complete"
+    for name, info in files.items():
+        p = root / name
+        if not p.is_file():
+            return f"{name} missing"
+        if p.stat().st_size != info.get("size"):
+            return f"{name} changed after the run finished (size {p.stat().st_size} != {info.get('size')})"
+        if checksums and _file_sha256(p) != info.get("sha256"):
+            return f"{name} changed after the run finished (sha256 differs)"
+    return None
+
+
+def require_finished(path: str | Path, checksums: bool = False) -> Path:
+    """Raise :class:`RunStoreError` unless ``path`` is a finished run directory (its
+    ``complete.json`` present and its outputs as listed there). The one check every reader of a
+    run (change, report, review, label, ``Run.open``) makes first."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunStoreError(f"{path} is not a finished run (no such folder); give the --out of a finished `landuse classify`")
+    if not (path / MANIFEST).is_file():
+        raise RunStoreError(
+            f"{path} is not a finished run ({MANIFEST} missing: not a run directory); "
+            "give the --out of a finished `landuse classify`"
+        )
+    problem = finished_problem(path, checksums)
+    if problem is not None:
+        raise RunStoreError(f"{path} is unfinished ({problem}): rerun the same `landuse classify` to complete it")
+    return path
+
+
 def read_finished_run(path: str | Path, needs: Iterable[str] = ()) -> FinishedRun:
     """Open a finished run directory (``grid.json``, ``manifest.json`` and the files in ``needs``),
     with one-line errors that say how to fix an incomplete or damaged run."""
-    path = Path(path)
+    path = require_finished(path)
     for name in ("grid.json", "manifest.json", *needs):
         if not (path / name).exists():
             raise RunStoreError(
@@ -172,9 +262,9 @@ class RunStore:
                         f"{root} holds a different run ({shown}); use another --out, or pass --overwrite to replace it"
                     )
             cls._clear(root)
-        elif root.exists() and any(root.iterdir()):
+        elif root.exists() and any(p.name != LOCK for p in root.iterdir()):
             if not overwrite:
-                names = sorted(p.name for p in root.iterdir())[:3]
+                names = sorted(p.name for p in root.iterdir() if p.name != LOCK)[:3]
                 raise OutputExistsError(
                     f"{root} exists and is not a landuse run (holds {', '.join(names)}); "
                     "choose an empty or new --out, or pass --overwrite"
@@ -194,7 +284,7 @@ class RunStore:
             for p in parts.iterdir():
                 if p.suffix == ".parquet" or ".tmp" in p.name:
                     p.unlink()
-        for name in (*OUTPUTS, MANIFEST, GRID):
+        for name in (COMPLETE, *OUTPUTS, MANIFEST, GRID):
             (root / name).unlink(missing_ok=True)
         for p in root.glob(".*.tmp*"):
             p.unlink()
@@ -232,8 +322,9 @@ class RunStore:
         return self.root / name
 
     def is_finalised(self) -> bool:
-        """True when every output exists (summary.json is written last)."""
-        return all((self.root / name).exists() for name in OUTPUTS)
+        """True when the run is finished: ``complete.json`` (written last) present and every
+        output as it lists."""
+        return finished_problem(self.root) is None
 
     # -- parts ---------------------------------------------------------------------------------
 
@@ -260,7 +351,7 @@ class RunStore:
         if table.num_rows != chunk.size:
             raise RunStoreError(f"chunk {chunk.id} produced {table.num_rows} rows for {chunk.size} plots")
         path = self.part_path(chunk)
-        with atomic_path(path) as tmp:
+        with writing(path, "then rerun the same command: finished parts are kept"), atomic_path(path) as tmp:
             pq.write_table(table, tmp)
         return path
 
@@ -276,3 +367,199 @@ class RunStore:
             raise RunStoreError(f"{self.root} has no parts to finalise; rerun the same command")
         table = pa.concat_tables(tables)
         return table.sort_by([("row", "ascending"), ("col", "ascending")])
+
+
+# -- the run lock ------------------------------------------------------------------------------
+
+
+class RunLock:
+    """An exclusive advisory lock (``flock``) on a run directory's ``.lock`` file, held while a
+    process writes the run. The file holds the holder's pid; the kernel drops the lock when the
+    holder dies, so a stale lock file of a dead process is simply taken over.
+
+    ``wait=False``: a second writer fails at once naming the holder's pid; ``wait=True``: it
+    waits for the holder to finish (polling, so Ctrl-C works)."""
+
+    def __init__(self, root: str | Path, wait: bool = False, poll_s: float = 0.2) -> None:
+        self.root = Path(root)
+        self.wait = wait
+        self.poll_s = poll_s
+        self.fd: int | None = None
+        self.took_over: int | None = None  # pid of a dead holder whose lock file was taken over
+
+    @property
+    def path(self) -> Path:
+        return self.root / LOCK
+
+    def acquire(self) -> RunLock:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if not self.wait:
+                    holder = lock_holder(self.root)
+                    who = f"process {holder}" if holder else "another process"
+                    raise RunStoreError(
+                        f"{self.root} is in use by {who} (another landuse run writing it); wait for it to "
+                        "finish, pass --wait to wait, or choose another --out"
+                    ) from None
+                time.sleep(self.poll_s)
+                continue
+            # the file may have been removed (a failed run cleaning up) between open and flock
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            old = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            if old.isdigit() and int(old) != os.getpid():
+                self.took_over = int(old)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            self.fd = fd
+            return self
+
+    def release(self, remove: bool = False) -> None:
+        """Drop the lock (``remove``: delete the lock file first, while still holding it)."""
+        if self.fd is None:
+            return
+        if remove:
+            self.path.unlink(missing_ok=True)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def lock_holder(root: str | Path) -> int | None:
+    """The pid written in a run directory's lock file (None when absent or unreadable)."""
+    try:
+        text = (Path(root) / LOCK).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+# -- opening a run for writing: lock, prepare, undo on an early failure ---------------------------
+
+
+_WRITE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+# Free space under which a writer's error without an errno (OGR "Cannot write feature", GDAL
+# "TIFFAppendToStrip ...") is taken for a full disk.
+LOW_SPACE_BYTES = 1 << 20
+
+
+def write_problem(exc: BaseException, path: str | Path | None = None) -> str | None:
+    """What a failed write ran into (no space, read-only, permission), or None when ``exc`` is no
+    such error. Looks through GDAL / OGR / Arrow errors, which carry the OS message as text or
+    none at all (then a device with less than ``LOW_SPACE_BYTES`` free under ``path`` is full)."""
+    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+        return _WRITE_ERRNOS[exc.errno]
+    text = str(exc).lower()
+    for code, words in ((errno.ENOSPC, "no space left"), (errno.EDQUOT, "quota exceeded"),
+                        (errno.EROFS, "read-only file system"), (errno.EACCES, "permission denied")):
+        if words in text:
+            return _WRITE_ERRNOS[code]
+    if path is not None and _free_bytes(Path(path)) < LOW_SPACE_BYTES:
+        return _WRITE_ERRNOS[errno.ENOSPC]
+    return None
+
+
+def _free_bytes(path: Path) -> float:
+    """Free bytes on the device holding ``path`` (its nearest existing folder); inf if unknown."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            try:
+                return float(shutil.disk_usage(folder).free)
+            except OSError:
+                return float("inf")
+    return float("inf")
+
+
+def write_error(path: str | Path, exc: BaseException, then: str = "") -> LanduseError:
+    """A one-line :class:`OutputWriteError` for a failed write of ``path`` (``then``: what to do
+    once fixed, e.g. rerun to resume)."""
+    problem = write_problem(exc, path) or f"{type(exc).__name__}: {exc}"
+    fix = {
+        "no space left on the device": "free some space or choose another --out",
+        "disk quota exceeded": "free some space or choose another --out",
+    }.get(problem, "choose a writable --out")
+    return OutputWriteError(f"cannot write {path}: {problem}; {fix}{'; ' + then if then else ''}")
+
+
+@contextmanager
+def writing(path: str | Path, then: str = "") -> Iterator[None]:
+    """Turn a write that fails for lack of space / permission into one :func:`write_error` line
+    (other errors pass through unchanged)."""
+    try:
+        yield
+    except LanduseError:
+        raise
+    except Exception as exc:
+        if write_problem(exc, path) is None:
+            raise
+        raise write_error(path, exc, then) from None
+
+
+def _has_parts(root: Path) -> bool:
+    parts = root / PARTS
+    return parts.is_dir() and any(parts.glob("*.parquet"))
+
+
+@contextmanager
+def open_run(root: str | Path, manifest: dict[str, Any], overwrite: bool = False, wait: bool = False) -> Iterator[RunStore]:
+    """Open ``root`` for writing ``manifest``'s run: create it, take its :class:`RunLock` (a
+    second writer fails naming the holder, or waits with ``wait``), :meth:`RunStore.prepare` it.
+    When the body fails before the first part is written, what this call created is removed
+    (the whole folder when it did not exist before)."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise OutputExistsError(f"{root} exists and is not a directory; choose another --out or remove it")
+    created = not root.exists()
+    with writing(root):
+        root.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(root, wait=wait)
+    try:
+        with writing(root):
+            lock.acquire()
+    except BaseException:
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    store: RunStore | None = None
+    try:
+        with writing(root, "rerun the same command to continue"):
+            store = RunStore.prepare(root, manifest, overwrite=overwrite)
+        yield store
+    except BaseException:
+        if not _has_parts(root):
+            if created:
+                shutil.rmtree(root, ignore_errors=True)
+            elif store is not None and not store.resumed:
+                RunStore._clear(root)
+                try:
+                    (root / PARTS).rmdir()
+                except OSError:
+                    pass
+        raise
+    finally:
+        lock.release(remove=True)

@@ -32,6 +32,7 @@ from landuse.fileio import atomic_path
 from landuse.fileio import write_bytes as _write_atomic
 from landuse.grid import PlotGrid
 from landuse.imagery import Scene
+from landuse.store import writing
 
 log = logging.getLogger(__name__)
 
@@ -147,19 +148,50 @@ def tile(
     overwrite: bool = False,
     chunk_plots: int = 64,
     progress: Callable[[int, int], None] | None = None,
+    yes: bool = False,
 ) -> TileResult:
     """Coverage, validity policy and chips for every plot of ``grid`` the scene touches.
 
     ``plot_mask`` (bool, grid shape) restricts the plots (e.g. an AOI); ``size`` is the chip side
-    in pixels (224, or 256 as Custom Vision recommends: the plot is read at that size).
+    in pixels (224, or 256 as Custom Vision recommends: the plot is read at that size). The job is
+    planned first (:func:`landuse.plan.check_job`: imagery too coarse refused, a job over the
+    stated size needs ``yes``); a failure leaves no ``out_dir`` it created.
     """
+    from landuse.plan import check_job
+
     if fmt not in CHIP_FORMATS:
         raise InputError(f"--format {fmt!r} is not one of {', '.join(CHIP_FORMATS)}")
     if size < 32 or size > 2048:
         raise InputError(f"--size {size} is out of range; use 224 or 256")
     validity_status(np.zeros(0), min_valid)  # validates min_valid
+    check_job("tile", grid, scene.files, yes=yes, plots=int(plot_mask.sum()) if plot_mask is not None else None)
     out_dir = Path(out_dir)
-    prepare_out_dir(out_dir, overwrite)
+    created = not out_dir.exists()
+    with writing(out_dir):
+        prepare_out_dir(out_dir, overwrite)
+    try:
+        with writing(out_dir, "then run the same `landuse tile` again"):
+            return _tile_into(scene, grid, out_dir, min_valid, fmt, size, plot_mask, chunk_plots, progress)
+    except BaseException:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _tile_into(
+    scene: Scene,
+    grid: PlotGrid,
+    out_dir: Path,
+    min_valid: float,
+    fmt: str,
+    size: int,
+    plot_mask: np.ndarray | None,
+    chunk_plots: int,
+    progress: Callable[[int, int], None] | None,
+) -> TileResult:
+    for stale in out_dir.glob(".chips.tmp-*"):  # a killed run's chips
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
     cov = scene.coverage(grid)
     touched = cov > 0

@@ -63,6 +63,9 @@ class PeriodSpec(_Strict):
     stac: StacSpec | None = Field(None, description="or: the imagery a STAC search finds")
     date: dt.date | int | None = Field(None, description="acquisition date or year (for annual rates)")
     bands: list[int] | None = Field(None, description="1-based source bands for R, G, B")
+    stretch: str | list[float] | None = Field(
+        None, description="non-8-bit imagery to 0..255: 'auto' (2-98 percentiles), [low, high] or [low, high] x 3 (R, G, B)"
+    )
 
     @field_validator("imagery", mode="before")
     @classmethod

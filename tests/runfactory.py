@@ -24,6 +24,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from landuse.grid import PlotGrid
+from landuse.store import OUTPUTS, mark_complete
 
 LABELS: tuple[str, ...] = ("Barren", "Cultivated", "Developed", "Forest")
 # Colour per class (RGB) written into classes.tif's colour table; deliberately not the report's
@@ -170,7 +171,18 @@ def write_run(
         "area_by_class_ha": {tag: float((valid[classes == i]).sum() * ha) for i, tag in enumerate(labels)},
     }
     (path / "summary.json").write_text(json.dumps(summary, indent=2))
+    # the finished-run marker, last, as `landuse classify` writes it
+    mark_complete(path, parts=1, plots=h * w, files=[name for name in OUTPUTS if (path / name).exists()])
     return SyntheticRun(path, grid, period, tuple(labels), classes, probs, valid)
+
+
+def remark_complete(path: Path) -> None:
+    """Rewrite a run's finished-run marker after a test edited its outputs by hand (as a fixture
+    standing for what a newer ``landuse classify`` would write)."""
+    from landuse.store import COMPLETE
+
+    marker = json.loads((path / COMPLETE).read_text())
+    mark_complete(path, parts=marker["parts"], plots=marker["plots"], files=list(marker["files"]))
 
 
 def change_classes(

@@ -82,6 +82,9 @@ def _fingerprint(path: Path) -> object:
     """What must be identical: bytes with timestamps blanked (and folium's random element ids);
     for JSON and Parquet (whose schema carries the provenance, timestamp included, base64'd) the
     content minus ``created`` / ``timings``."""
+    if path.name == "complete.json":  # the finished-run marker: sizes / checksums of files holding timestamps
+        doc = json.loads(path.read_text())
+        return {**{k: v for k, v in doc.items() if k not in ("finished", "files")}, "files": sorted(doc["files"])}
     if path.suffix == ".json":
         return _strip_volatile(json.loads(path.read_text()))
     if path.suffix == ".parquet":

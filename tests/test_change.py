@@ -23,6 +23,7 @@ from landuse.change import (
 from landuse.cli import main
 from landuse.errors import GridMismatchError, InputError, RunStoreError
 from landuse.grid import PlotGrid
+from landuse.store import mark_complete
 
 LABELS = ["Barren", "Cultivated", "Developed"]
 PLOT_HA = 224 * 224 / 10_000  # 5.0176 ha
@@ -57,6 +58,7 @@ def write_run(path: Path, grid: PlotGrid, classes, winning=None, valid=None, per
     data["status"] = status.tolist()
     data["label"] = label.tolist()
     pq.write_table(pa.table(data), path / "plots.parquet")
+    mark_complete(path, parts=1, plots=h * w, files=["plots.parquet"])
     return path
 
 

@@ -42,7 +42,7 @@ def pair(tmp_path_factory):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tests.runfactory import make_pair
+    from tests.runfactory import make_pair, remark_complete
 
     a, b, _ = make_pair(tmp_path_factory.mktemp("gis_pair"), rows=12, cols=15, fraction=0.1, change=False, plots_geojson=False)
     t = pq.read_table(b.path / "plots.parquet")
@@ -51,6 +51,7 @@ def pair(tmp_path_factory):
         status[i] = "unknown"
     t = t.set_column(t.schema.get_field_index("status"), "status", pa.array(status))
     pq.write_table(t, b.path / "plots.parquet")
+    remark_complete(b.path)  # the edited run stands for a finished one
     return a, b
 
 

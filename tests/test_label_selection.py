@@ -14,7 +14,7 @@ import pytest
 
 from landuse.cli import main
 from landuse.label import LabelSession, read_run_plots, select_plots, serve_session
-from tests.runfactory import LABELS, make_pair
+from tests.runfactory import LABELS, make_pair, remark_complete
 
 
 def _flag_unknown(run_dir: Path, rows_cols: list[tuple[int, int]], scores: list[float]) -> None:
@@ -34,6 +34,7 @@ def _flag_unknown(run_dir: Path, rows_cols: list[tuple[int, int]], scores: list[
         t = t.set_column(t.schema.get_field_index(name), name, pa.array(values, typ))
     t = t.append_column("unknown_score", pa.array(score, pa.float32()))
     pq.write_table(t, path)
+    remark_complete(run_dir)
 
 
 @pytest.fixture

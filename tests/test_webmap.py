@@ -16,7 +16,7 @@ from PIL import Image
 from landuse.errors import GridMismatchError, InputError, OutputExistsError
 from landuse.report.webmap import write_report
 from tests.pipeline_fakes import mean_colour_export
-from tests.runfactory import COLORS, LABELS, make_grid, make_pair, write_run
+from tests.runfactory import COLORS, LABELS, make_grid, make_pair, remark_complete, write_run
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -445,6 +445,7 @@ def test_panel_adds_up_with_unknown_plots_in_chromium(tmp_path, browser):
         rows, cols = t.column("row").to_numpy(), t.column("col").to_numpy()
         data[rows[picks], cols[picks]] = 254
         dst.write(data, 1)
+    remark_complete(b.path)  # the hand-edited run stands for a finished one
     assert main(["-q", "change", str(a.path), str(b.path), "--out", str(tmp_path / "ch")]) == 0
     summary = json.loads((tmp_path / "ch" / "summary.json").read_text())
     assert summary["unknown"]["plots"] == len(picks)

@@ -82,9 +82,11 @@ def grid(
     out: PathLike | None = None,
     geojson: PathLike | None = None,
     overwrite: bool = False,
+    yes: bool = False,
 ) -> GridResult:
     """The plot grid covering ``imagery`` (or ``aoi``), cropped to the AOI's plots when given;
-    written to ``out`` (grid.json) and ``geojson`` (EPSG:4326 plots) when given."""
+    written to ``out`` (grid.json) and ``geojson`` (EPSG:4326 plots) when given (a GeoJSON of
+    more plots than :data:`landuse.plan.CONFIRM_PLOTS` needs ``yes``)."""
     from landuse.grid import PlotGrid
     from landuse.report.files import write_grid_geojson
 
@@ -103,6 +105,10 @@ def grid(
     mask = None
     if aoi is not None:
         g, mask = g.crop_to_mask(g.aoi_mask(aoi))
+    if geo_p is not None:
+        from landuse.plan import check_job
+
+        check_job("grid", g, plots=int(mask.sum()) if mask is not None else None, yes=yes)
     if out_p is not None:
         g.save(out_p)
     if geo_p is not None:
@@ -125,9 +131,11 @@ def tile(
     stretch: str | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    yes: bool = False,
 ) -> TileResult:
     """Which plots of the grid the imagery covers, and one chip per plot with at least
-    ``min_valid`` valid pixels (``out/chips/``, ``out/index.geojson``, ``out/grid.json``)."""
+    ``min_valid`` valid pixels (``out/chips/``, ``out/index.geojson``, ``out/grid.json``).
+    Imagery coarser than 1/8 of the plot is refused; a job over the stated size needs ``yes``."""
     from landuse.grid import PlotGrid
     from landuse.imagery import Scene
     from landuse.tiler import tile as tile_scene
@@ -143,7 +151,7 @@ def tile(
         g = PlotGrid.from_footprints(scene.footprints(), crs=crs, plot_size_m=plot_size_m or defaults.PLOT_SIZE_M)
     mask = g.aoi_mask(aoi) if aoi is not None else None
     return tile_scene(scene, g, out, min_valid=min_valid, fmt=fmt, size=size, plot_mask=mask,
-                      overwrite=overwrite, progress=progress)
+                      overwrite=overwrite, progress=progress, yes=yes)
 
 
 # -- classification ----------------------------------------------------------------------------
@@ -165,12 +173,22 @@ def classify(
     customvision: CustomVisionOptions | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    stretch: str | Sequence[float] | None = None,
+    yes: bool = False,
+    wait: bool = False,
 ) -> Run:
     """Classify every plot of one period's ``imagery`` into the run directory ``out``.
 
     ``grid`` (a grid.json) keeps periods comparable; without it the grid is built from the AOI
     or the imagery. A rerun resumes an interrupted run; a finished one is not recomputed.
-    ``progress`` prints messages and a progress bar on stderr. ``stac`` (a
+    ``progress`` prints messages and a progress bar on stderr. ``stretch`` maps non-8-bit
+    imagery to 0..255 (``"auto"``: 2-98 percentiles; ``(low, high)`` or three such pairs).
+
+    Planned first (:mod:`landuse.plan`): imagery coarser than 1/8 of the plot is refused, and a
+    job over the stated size (plots or hours at the measured rate) runs only with ``yes``. The
+    run directory is locked while written: another run into it fails naming its pid, or waits
+    for it with ``wait``.
+    ``stac`` (a
     :class:`landuse.stac.StacSource`, with ``imagery`` empty) reads the items a STAC search finds.
     """
     from landuse.imagery import parse_bands
@@ -197,6 +215,9 @@ def classify(
         workers=opts.workers,
         overwrite=overwrite,
         quiet=not progress,
+        stretch=stretch,
+        yes=yes,
+        wait=wait,
         stac=stac,
     )
     return replace(Run.open(res.run_dir), did_work=res.did_work, message=res.message)
@@ -212,26 +233,37 @@ def classify_plan(
     bands: Sequence[int] | str | None = None,
     min_valid: float = defaults.MIN_VALID,
     customvision: CustomVisionOptions | None = None,
+    stretch: str | Sequence[float] | None = None,
+    workers: int | None = None,
     stac: StacSource | None = None,
 ) -> str:
-    """What :func:`classify` would do, from the imagery footprints and masks only: plots to
-    classify and (for Custom Vision) the calls, cost and time at the quota. Nothing is read or sent.
-    For ``stac``: the items the search chooses and the plots on them (no pixel read)."""
+    """What :func:`classify` would do, from the imagery footprints and masks only: the plan
+    (plots, coarsest pixel, time at the measured rate), plots to classify and (for Custom
+    Vision) the calls, cost and time at the quota. Nothing is read or sent. Imagery too coarse
+    for the plots is refused here too. For ``stac``: the items the search chooses and the plots
+    on them (no pixel read)."""
     from landuse.imagery import Scene
     from landuse.pipeline import load_customvision, plan_grid
+    from landuse.plan import check_pixels, check_plot_size, plan_job
 
     if stac is not None:
         from landuse.stac import dry_run_lines
 
         lines, plots = dry_run_lines(stac, aoi=aoi, grid_file=grid, plot_size_m=plot_size_m, min_valid=min_valid)
     else:
-        scene = Scene.open([str(p) for p in imagery], bands=bands)
+        check_plot_size(plot_size_m)
+        scene = Scene.open([str(p) for p in imagery], bands=bands, stretch=stretch)
         g, mask = plan_grid(scene, grid, aoi, plot_size_m)
+        tps = (customvision or CustomVisionOptions()).tps if backend == "customvision" else None
+        job = plan_job("classify", g, scene.files, plots=int(mask.sum()) if mask is not None else None,
+                       workers=workers, plots_per_s=tps)
+        check_pixels(job)
         cov = scene.coverage(g)
         if mask is not None:
             cov = cov * mask
         plots = int((cov >= min_valid).sum())
         lines = [
+            f"plan: {job.describe()}",
             f"dry run: {g.describe()}; about {plots} of {g.size} plots have >= {min_valid:g} valid imagery "
             f"(estimated from the masks) and would be classified; {int(((cov > 0) & (cov < min_valid)).sum())} partial, "
             f"{int((cov == 0).sum())} without imagery"
@@ -524,13 +556,15 @@ def review(
     imagery: Sequence[PathLike] | None = None,
     chip_size: int = 256,
     overwrite: bool = False,
+    stretch: str | Sequence[float] | None = None,
 ) -> ReviewResult:
     """Chips of the plots most worth a human look, filed under their predicted tag (move each
-    into its true tag's folder, then :func:`dataset` with ``merge``)."""
+    into its true tag's folder, then :func:`dataset` with ``merge``). ``stretch``: as in
+    :func:`classify` (default: the stretch the run recorded)."""
     from landuse.training.review import export_review
 
     run_dir = run.path if isinstance(run, Run) else Path(run)
     change_dir = change.path if isinstance(change, Change) else change
     return export_review(run_dir, out, n=n, strategy=strategy, change_dir=change_dir,
                          imagery=[str(p) for p in imagery] if imagery else None, chip_size=chip_size,
-                         overwrite=overwrite)
+                         overwrite=overwrite, stretch=stretch)

@@ -143,7 +143,7 @@ def steps(wf: Workflow, base: Path, progress: bool = False) -> list[Step]:
         _opt(args, "--crs", g.crs)
         _opt(args, "--aoi", g.aoi and resolve(base, g.aoi))
         _opt(args, "--aoi-where", g.aoi_where)
-        todo.append(Step("grid", args, partial(jobs.grid, every, aoi=aoi, crs=g.crs, plot_size_m=g.plot_size,  # type: ignore[arg-type]  # an AoiFile: a path with a feature filter
+        todo.append(Step("grid", args, partial(jobs.grid, every, aoi=aoi, crs=g.crs, plot_size_m=g.plot_size,
                                                 out=grid_file, overwrite=True)))
     pl = wf.pipeline
     copts = ClassifyOptions(min_valid=pl.min_valid, scheduler=pl.scheduler, workers=pl.workers,
@@ -171,9 +171,11 @@ def steps(wf: Workflow, base: Path, progress: bool = False) -> list[Step]:
             _opt(args, flag, val)
         if p.bands:
             args += ["--bands", ",".join(map(str, p.bands))]
+        if p.stretch is not None:
+            args += ["--stretch", p.stretch if isinstance(p.stretch, str) else ",".join(f"{v:g}" for v in p.stretch)]
         todo.append(Step(f"classify {p.name}", args, partial(
             jobs.classify, imagery[p.name], run_dir, period=period, model=model, backend=wf.backend, grid=grid_file,
-            aoi=aoi, bands=p.bands, options=copts, customvision=cv, progress=progress, stac=stac_source(base, p.stac))))  # type: ignore[arg-type]  # an AoiFile: a path with a feature filter
+            aoi=aoi, bands=p.bands, options=copts, customvision=cv, progress=progress, stac=stac_source(base, p.stac), stretch=p.stretch)))
     if len(runs) >= 2 and wf.change.enabled:
         c = wf.change
         change_dir = str(out / "change")

@@ -71,6 +71,26 @@ TIER_TPS: dict[tuple[str, bool], float] = {
 }
 # US$ per 1,000 prediction transactions (Azure price list, S0; F0 is free up to 10,000 a month).
 TIER_PRICE_PER_1000: dict[str, float] = {"F0": 0.0, "S0": 2.0}
+# A refused connection (nothing listening) is retried this often, after this pause, then reported.
+REFUSED_RETRIES = 1
+REFUSED_RETRY_S = 0.5
+
+
+def connection_refused(exc: BaseException) -> bool:
+    """True when ``exc`` (an SDK / requests / urllib3 error) comes from a refused TCP connection."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError) or "connection refused" in str(e).lower():
+            return True
+        todo.extend(x for x in (e.__cause__, e.__context__, getattr(e, "inner_exception", None),
+                                getattr(e, "reason", None), *getattr(e, "args", ())) if isinstance(x, BaseException))
+    return False
+
 F0_MONTHLY_LIMIT = 10_000
 
 
@@ -641,7 +661,16 @@ class CustomVisionClassifier:
             except ClientRequestError as exc:
                 self._local.warm = False  # the connection is gone; the next call opens one
                 self.stats.add(transport_errors=1)
-                delay = self.retry_policy.backoff(attempt)
+                if connection_refused(exc):
+                    # nothing listens there: one quick retry at most, then say so
+                    if attempt >= REFUSED_RETRIES:
+                        raise EndpointError(
+                            f"Custom Vision endpoint {c.endpoint} is not answering (connection refused); "
+                            f"check {ENV_ENDPOINT} and that the service is running"
+                        ) from None
+                    delay = REFUSED_RETRY_S
+                else:
+                    delay = self.retry_policy.backoff(attempt)
                 reason = type(getattr(exc, "inner_exception", exc)).__name__
             except DeserializationError:
                 raise self._fail(200, "a body that is not a Custom Vision ImagePrediction") from None

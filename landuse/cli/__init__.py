@@ -66,6 +66,10 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", logging.getLevelName(dask_level).lower())
     for name in ("distributed", "dask", "tornado", "bokeh"):
         logging.getLogger(name).setLevel(dask_level)
+    if not verbose:
+        # GDAL libraries without a Python error handler (pyogrio's) print "ERROR 1: ..." lines
+        # on stderr besides the exception they raise: the one-line error says it already
+        os.environ.setdefault("CPL_LOG", os.devnull)
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
 
@@ -88,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("landuse: interrupted", err=True)
         return 130
+    except OSError as exc:
+        # a write that ran out of space / hit a read-only or forbidden folder, wherever it was
+        from landuse.store import write_error, write_problem
+
+        if write_problem(exc) is None:
+            raise
+        click.echo(f"landuse: error: {write_error(exc.filename or 'an output', exc)}", err=True)
+        return 1
     return 0
 
 

@@ -35,13 +35,17 @@ from landuse.cli.search import stac_options, stac_source
 @o.tps
 @click.option("--store", is_flag=True, help="Custom Vision: keep the images in the portal (the stored route).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing, different run in --out.")
+@click.option("--stretch", default=None, help="Map non-8-bit imagery to 0..255: 'auto' (2-98 percentiles), LOW,HIGH, or "
+              "LOW,HIGH,LOW,HIGH,LOW,HIGH per band (R,G,B).")
+@click.option("--yes", is_flag=True, help="Run a job over the stated size (plots / hours) without asking.")
+@click.option("--wait", is_flag=True, help="If another run is writing --out, wait for it instead of failing.")
 @click.option("--dry-run", is_flag=True, help="Count the plots (and, for Custom Vision, the calls and their cost); classify nothing.")
 @click.pass_context
 def command(ctx: click.Context, imagery: tuple[str, ...], stac_url: str | None, collections: tuple[str, ...],
             stac_datetime: str | None, stac_query: str | None, stac_filter: str | None, asset: str | None,
             period: str, out: Path, model: str, aoi: Path | None, aoi_where: str | None, grid: Path | None, plot_size_m: float, min_valid: float, scheduler: str, workers: int | None,
             chunk_plots: int, batch_size: int, bands: str | None, backend: str, tier: str | None, tps: float | None,
-            store: bool, overwrite: bool, dry_run: bool) -> None:
+            store: bool, overwrite: bool, stretch: str | None, yes: bool, wait: bool, dry_run: bool) -> None:
     """Classify every plot of IMAGERY (one period), or of the items a STAC search finds (--stac
     with --collection, --datetime and --aoi or --grid), into the run directory --out.
 
@@ -56,11 +60,11 @@ def command(ctx: click.Context, imagery: tuple[str, ...], stac_url: str | None, 
         raise click.UsageError("give IMAGERY files or a STAC source (--stac URL --collection ... --datetime ...)")
     cv = CustomVisionOptions(tier=tier, tps=tps, store=store)  # type: ignore[arg-type]
     common = dict(backend=backend, grid=grid, aoi=aoi_of(aoi, aoi_where), plot_size_m=plot_size_m, bands=bands,
-                  customvision=cv, stac=stac)
+                  customvision=cv, stac=stac, stretch=stretch)
     if dry_run:
-        click.echo(classify_plan(imagery, min_valid=min_valid, **common))  # type: ignore[arg-type]
+        click.echo(classify_plan(imagery, min_valid=min_valid, workers=workers, **common))  # type: ignore[arg-type]
         return
     opts = ClassifyOptions(min_valid=min_valid, chunk_plots=chunk_plots, batch_size=batch_size,
                            scheduler=scheduler, workers=workers)
     classify(imagery, out, period=period, model=model, options=opts, overwrite=overwrite,
-             progress=not o.is_quiet(ctx), **common)  # type: ignore[arg-type]
+             progress=not o.is_quiet(ctx), yes=yes, wait=wait, **common)  # type: ignore[arg-type]

@@ -18,15 +18,16 @@ from landuse.cli import options as o
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="grid.json to write.")
 @click.option("--geojson", type=click.Path(dir_okay=False, path_type=Path), help="Also write the plots as EPSG:4326 GeoJSON (plot_id, row, col).")
 @o.overwrite
+@click.option("--yes", is_flag=True, help="Write a --geojson over the stated size without asking.")
 @click.pass_context
 def command(ctx: click.Context, imagery: tuple[Path, ...], aoi: Path | None, aoi_where: str | None, crs: str | None, plot_size_m: float,
-            out: Path, geojson: Path | None, overwrite: bool) -> None:
+            out: Path, geojson: Path | None, overwrite: bool, yes: bool) -> None:
     """Build the 224 m plot grid covering IMAGERY (or --aoi) and write it to --out."""
     from landuse.api import grid
     from landuse.grid import aoi_of
 
     if not imagery and aoi is None:
         raise click.UsageError("give imagery files or --aoi to build the grid from")
-    res = grid(imagery, aoi=aoi_of(aoi, aoi_where), crs=crs, plot_size_m=plot_size_m, out=out, geojson=geojson, overwrite=overwrite)  # type: ignore[arg-type]  # an AoiFile: a path with a feature filter
+    res = grid(imagery, aoi=aoi_of(aoi, aoi_where), crs=crs, plot_size_m=plot_size_m, out=out, geojson=geojson, overwrite=overwrite, yes=yes)
     written = " and ".join(str(p) for p in (res.path, res.geojson) if p is not None)
     o.echo_unless_quiet(ctx, f"{res.describe()} Wrote {written}.")

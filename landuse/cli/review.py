@@ -22,14 +22,15 @@ from landuse.label.selection import STRATEGIES
 @click.option("--imagery", multiple=True, type=click.Path(path_type=Path),
               help="Imagery of the run (default: the files its manifest lists).")
 @o.chip_size()
+@click.option("--stretch", default=None, help="'auto' or LOW,HIGH[,...] for non-8-bit imagery (default: the run's).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 @click.pass_context
 def command(ctx: click.Context, run_dir: Path, out: Path, n: int, strategy: str, change: Path | None,
-            imagery: tuple[Path, ...], chip_size: str, overwrite: bool) -> None:
+            imagery: tuple[Path, ...], chip_size: str, stretch: str | None, overwrite: bool) -> None:
     """Export chips filed under their predicted tag; move each into its true tag's folder, then
     `landuse dataset --merge REVIEW_DIR --out DATASET_DIR`."""
     from landuse.api import review
 
     res = review(run_dir, out, n=n, strategy=strategy, change=change, imagery=imagery or None,  # type: ignore[arg-type]
-                 chip_size=int(chip_size), overwrite=overwrite)
+                 chip_size=int(chip_size), overwrite=overwrite, stretch=stretch)
     o.echo_unless_quiet(ctx, res.describe())

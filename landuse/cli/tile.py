@@ -22,10 +22,11 @@ from landuse.cli import options as o
 @o.bands
 @click.option("--stretch", default=None, help="'auto' (2-98 percentiles) or LOW,HIGH to map non-8-bit imagery to 0..255.")
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty --out, replacing earlier chips.")
+@click.option("--yes", is_flag=True, help="Tile a job over the stated size without asking.")
 @click.pass_context
 def command(ctx: click.Context, imagery: tuple[str, ...], out: Path, grid: Path | None, aoi: Path | None,
             crs: str | None, plot_size_m: float | None, min_valid: float, fmt: str, size: str, bands: str | None,
-            stretch: str | None, overwrite: bool) -> None:
+            stretch: str | None, overwrite: bool, yes: bool) -> None:
     """Tile IMAGERY (files, globs, a VRT or URLs) into one chip per plot of the plot grid."""
     from landuse.api import tile
 
@@ -36,7 +37,7 @@ def command(ctx: click.Context, imagery: tuple[str, ...], out: Path, grid: Path 
             click.echo(f"  read {done}/{total} chunks", err=True)
 
     res = tile(imagery, out, grid=grid, aoi=aoi, crs=crs, plot_size_m=plot_size_m, min_valid=min_valid,
-               fmt=fmt, size=int(size), bands=bands, stretch=stretch, overwrite=overwrite,  # type: ignore[arg-type]
+               fmt=fmt, size=int(size), bands=bands, stretch=stretch, overwrite=overwrite, yes=yes,  # type: ignore[arg-type]
                progress=progress)
     if not quiet:
         click.echo(res.describe())

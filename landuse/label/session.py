@@ -44,8 +44,9 @@ def _safe(text: str) -> str:
 
 
 def run_scene(plots: RunPlots, imagery: Sequence[str] | None = None,
-              hint: str = "put the files back where the run read them") -> Any:
-    """The run's imagery (the files, bands and stretch its manifest records, or ``imagery``) as a Scene."""
+              hint: str = "put the files back where the run read them", stretch: Any = None) -> Any:
+    """The run's imagery (the files, bands and stretch its manifest records, or ``imagery`` /
+    ``stretch``) as a Scene."""
     from landuse.imagery import Scene
 
     inputs = list(imagery or []) or [
@@ -54,8 +55,9 @@ def run_scene(plots: RunPlots, imagery: Sequence[str] | None = None,
     if not inputs or missing:
         what = "not recorded" if not inputs else f"missing: {missing[0]}"
         raise InputError(f"the imagery of run {plots.path} is {what}; {hint}")
-    meta = plots.manifest.get("imagery") or {}
-    return Scene.open(inputs, bands=meta.get("bands_requested"), stretch=meta.get("stretch"))
+    imagery = plots.manifest.get("imagery") or {}
+    return Scene.open(inputs, bands=imagery.get("bands_requested"),
+                      stretch=stretch if stretch is not None else imagery.get("stretch"))
 
 
 def native_pixel_size(scene: Any, grid: Any, row: int, col: int) -> float:

@@ -44,7 +44,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from landuse import defaults
-from landuse.errors import InputError, OutputExistsError, RunStoreError
+from landuse.errors import InputError, LanduseError, OutputExistsError, RunStoreError
 from landuse.fileio import write_bytes
 from landuse.grid import PlotGrid
 from landuse.report.imagery_overlay import FINEST_M, MAX_PIXELS, ImageryOverlay, imagery_overlay
@@ -285,6 +285,21 @@ def imagery_sources(layer: RunLayer, override: str | Sequence[str] | None, side:
             f"(where the files are now) or {off}"
         )
     return inputs
+
+
+def check_imagery_given(given: str | Sequence[str] | None, flag: str) -> None:
+    """Fail at once (not only when a thumbnail is needed) when given imagery does not exist."""
+    if not given:
+        return
+    from landuse.imagery import expand_sources
+
+    try:
+        paths = expand_sources([given] if isinstance(given, str) else list(given))
+    except LanduseError as exc:
+        raise InputError(f"{flag}: {exc}") from None
+    for path in paths:
+        if "://" not in path and not path.startswith("/vsi") and not Path(path).exists():
+            raise InputError(f"{flag} {path} does not exist; give the imagery's path, glob or folder, or leave {flag} out")
 
 
 def open_scene(layer: RunLayer, override: str | Sequence[str] | None, side: str = "a") -> PlotReader:
@@ -802,6 +817,8 @@ def write_report(
         raise InputError(f"thumbnail size {thumb_px} px is outside 16..256; e.g. 64")
     if max_thumbnails < 0:
         raise InputError(f"--max-thumbnails must be >= 0, got {max_thumbnails}")
+    for side, given in (("a", imagery_a), ("b", imagery_b)):
+        check_imagery_given(given, f"--imagery-{side}")
     _tile_layer(basemap)  # validate early
     say = progress or (lambda _msg: None)
     a = load_run_layer(run_a)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from landuse.classify.base import sha256_file
+from landuse.classify.customvision import REFUSED_RETRIES, REFUSED_RETRY_S, connection_refused
 from landuse.errors import DatasetError, EndpointError, InputError, ModelError, OutputExistsError
 from landuse.fileio import swap_in_dir, write_json
 from landuse.retry import RetryPolicy, is_retryable
@@ -161,6 +162,7 @@ class TrainingAPI:
         # error; retries are ours (below), so keep the SDK's to connection errors only
         retry = self.client.config.retry_policy.policy
         retry.status_forcelist = set()
+        retry.connect = 1  # a refused connection is reported after one quick retry (below), not ~5 s of the SDK's
         self.interval = 1.0 / (options.tps or TRAINING_TPS[options.tier])
         self._next = 0.0
         self.calls = 0
@@ -206,12 +208,17 @@ class TrainingAPI:
                     raise CustomVisionCallError(what, status, code, message) from None
                 reason = f"{status} {code or ''}".strip()
             except ClientRequestError as exc:
+                if connection_refused(exc) and attempt >= REFUSED_RETRIES:
+                    raise EndpointError(
+                        f"Custom Vision training endpoint {self.endpoint} is not answering (connection refused) "
+                        f"during {what}; check {ENV_ENDPOINT} and that the service is running"
+                    ) from None
                 if not idempotent:
                     raise EndpointError(
                         f"Custom Vision training endpoint {self.endpoint} unreachable during {what} "
                         f"({type(getattr(exc, 'inner_exception', exc)).__name__}); check {ENV_ENDPOINT} and retry"
                     ) from None
-                delay = self.retry_policy.backoff(attempt)
+                delay = REFUSED_RETRY_S if connection_refused(exc) else self.retry_policy.backoff(attempt)
                 reason = type(getattr(exc, "inner_exception", exc)).__name__
             attempt += 1
             if attempt > self.options.max_retries:

@@ -11,6 +11,7 @@ at least 5 images per tag, so does :meth:`TagDataset.open` by default.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,12 +158,30 @@ def load_image(path: str | Path, size: tuple[int, int] | None = None) -> np.ndar
     return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 
+def max_image_pixels() -> int:
+    """Most pixels an image file may have (Pillow's decompression-bomb limit, ~89 MP)."""
+    from PIL import Image
+
+    return int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+
+def _too_large(path: Path, w: int, h: int) -> DatasetError:
+    return DatasetError(
+        f"image {path} is {w} x {h} pixels, over the {max_image_pixels():,}-pixel safety limit for one image "
+        "(a decompression bomb, or a whole scene); resize it, or classify a scene with `landuse classify`"
+    )
+
+
 def _read_pillow(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as opened:
-            im = ImageOps.exif_transpose(opened)
+        with warnings.catch_warnings(), Image.open(path) as im:
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            w, h = im.size
+            if w * h > max_image_pixels():
+                raise _too_large(path, w, h)
+            im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 raise DatasetError(
                     f"image {path} has {im.mode} pixels; only 8-bit images are supported - convert it to 8-bit RGB"
@@ -170,6 +189,10 @@ def _read_pillow(path: Path) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except DatasetError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DatasetError(
+            f"image {path} has more pixels than the safety limit ({max_image_pixels():,}); resize it first"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DatasetError(f"image {path} cannot be read ({exc}); replace it with a PNG, JPEG, BMP or GeoTIFF") from exc
 
@@ -181,6 +204,8 @@ def _read_tiff(path: Path) -> np.ndarray:
 
     try:
         with rasterio.open(path) as src:
+            if src.width * src.height > max_image_pixels():
+                raise _too_large(path, src.width, src.height)
             if src.dtypes[0] != "uint8":
                 raise DatasetError(
                     f"image {path} is {src.dtypes[0]}; only 8-bit imagery is supported - "

@@ -56,9 +56,11 @@ def export_review(
     imagery: list[str] | None = None,
     chip_size: int = 256,
     overwrite: bool = False,
+    stretch: str | list[float] | None = None,
 ) -> ReviewResult:
     """Write the ``n`` plots most worth a look (see the module doc; the strategies of
-    :func:`landuse.label.selection.select_plots`) to ``out``."""
+    :func:`landuse.label.selection.select_plots`) to ``out`` (``stretch``: as ``landuse classify
+    --stretch``; default the stretch the run recorded)."""
     from landuse import __version__
     from landuse.label.session import run_scene
     from landuse.tiler import encode_png, plot_file_name
@@ -68,7 +70,7 @@ def export_review(
         raise OutputExistsError(f"review folder {out} exists; pass --overwrite or choose another --out")
     run = read_run_plots(run_dir)
     selection = select_plots(run, n=n, strategy=strategy, change_dir=change_dir)
-    scene = run_scene(run, imagery=imagery, hint="pass it with --imagery")
+    scene = run_scene(run, imagery=imagery, hint="pass it with --imagery", stretch=stretch)
     imagery = [f.path for f in scene.files]
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     if tmp.exists():
