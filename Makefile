@@ -35,4 +35,4 @@ bench: venv
 	$(BIN)/python benchmarks/bench_read.py
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache .mypy_cache

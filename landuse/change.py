@@ -368,7 +368,7 @@ def hotspots(comp: Comparison, block: int = DEFAULT_HOTSPOT_BLOCK, developed_tag
                 "bounds": [minx, miny, maxx, maxy],
             }
         )
-    out.sort(key=lambda d: (-d["new_developed_plots"], d["block_row"], d["block_col"]))
+    out.sort(key=lambda d: (-d["new_developed_plots"], d["block_row"], d["block_col"]))  # type: ignore[operator]
     return out
 
 

@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -443,7 +444,7 @@ class PlotGrid:
         tr = Transformer.from_crs(self.crs.to_wkt(), target.to_wkt(), always_xy=True)
         X, Y = tr.transform(xs, ys)
         coords = np.stack([X, Y], axis=-1)
-        return shapely.polygons(coords)
+        return np.asarray(shapely.polygons(coords))
 
     def footprint(self, row: int, col: int, to_crs: str | int | CRS | None = None):
         """One plot's polygon (grid CRS, or reprojected)."""
@@ -599,7 +600,7 @@ def _aoi_fields(path: Path) -> str:
         return "unknown"
 
 
-def read_aoi(aoi: str | Path | AoiFile) -> tuple[object, CRS]:
+def read_aoi(aoi: str | Path | AoiFile) -> tuple[Any, CRS]:
     """The union of an AOI file's polygons and its CRS (GeoJSON / GeoPackage / Shapefile ...);
     an :class:`AoiFile` keeps only the features its ``where`` selects."""
     import geopandas as gpd

@@ -54,7 +54,7 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(31))
 
 
-def _rand(seed: int, salt: int, *ints: np.ndarray) -> np.ndarray:
+def _rand(seed: int, salt: int, *ints: np.ndarray | int) -> np.ndarray:
     """Uniform [0, 1) float64, a pure function of (seed, salt, integer coordinates)."""
     with np.errstate(over="ignore"):
         h = _mix(np.asarray((seed * 1_000_003 + salt) & 0xFFFFFFFFFFFF, dtype=np.uint64) * _GOLD + _GOLD)
@@ -99,15 +99,16 @@ def _noise(seed: int, salt: int, x: np.ndarray, y: np.ndarray, scale: float) -> 
 
 def _fbm(seed: int, salt: int, x: np.ndarray, y: np.ndarray, scale: float, octaves: int = 3) -> np.ndarray:
     """Fractal noise in about [0, 1): ``octaves`` of value noise halving in scale."""
-    total, amp, norm = 0.0, 1.0, 0.0
+    total: np.ndarray | float = 0.0
+    amp, norm = 1.0, 0.0
     for o in range(octaves):
         total = total + amp * _noise(seed, salt + 101 * o, x, y, scale / 2**o)
         norm += amp
         amp *= 0.5
-    return total / norm
+    return np.asarray(total) / norm
 
 
-def _cells(x: np.ndarray, y: np.ndarray, size: float, ox: float = 0.0, oy: float = 0.0):
+def _cells(x: np.ndarray, y: np.ndarray, size: float, ox: float | np.ndarray = 0.0, oy: float | np.ndarray = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Integer cell indices and local coordinates in a lattice of ``size`` metres."""
     cx, cy = np.floor((x - ox) / size), np.floor((y - oy) / size)
     return cx.astype(np.int64), cy.astype(np.int64), x - ox - cx * size, y - oy - cy * size
@@ -398,7 +399,7 @@ def make_layout(plots_x: int = DEFAULT_PLOTS_X, plots_y: int = DEFAULT_PLOTS_Y, 
     n_towns = max(1, round(gh * gw / 150))
     centres = [(gh * 0.5, gw * 0.62)]
     for t in range(1, n_towns):
-        centres.append((gh * _rand(seed, 2, t)[()], gw * _rand(seed, 3, t)[()]))
+        centres.append((float(gh * _rand(seed, 2, t)[()]), float(gw * _rand(seed, 3, t)[()])))
     c22 = c16.copy()
     for t, (tr, tc) in enumerate(centres):
         r0 = (1.6 if t == 0 else 1.2) + (0.8 * _rand(seed, 4, t)[()] if t else 0.0)

@@ -154,11 +154,11 @@ def _decode(data: bytes, size: tuple[int, int], max_pixels: int | None = None) -
         raise _CVError(400, "BadRequestImageDimensions", "Image has too many pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise _CVError(400, "BadRequestImageFormat", "Bad Request Image Format") from None
-    img = ImageOps.exif_transpose(img).convert("RGB")
+    rgb = ImageOps.exif_transpose(img).convert("RGB")
     height, width = size
-    if img.size != (width, height):
-        img = img.resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(img, dtype=np.uint8)
+    if rgb.size != (width, height):
+        rgb = rgb.resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
 
 
 def _fetch_url(url: str) -> bytes:

@@ -293,7 +293,7 @@ def _search_static(source: StacSource, intersects: dict[str, Any] | None, ids: S
         if start or stop:
             t0 = it.common_metadata.start_datetime or it.datetime
             t1 = it.common_metadata.end_datetime or it.datetime
-            if t0 is None or (stop and t0 > stop) or (start and t1 < start):
+            if t0 is None or (stop and t0 > stop) or (start and t1 is not None and t1 < start):
                 continue
         if area is not None and (it.geometry is None or not shapely.geometry.shape(it.geometry).intersects(area)):
             continue

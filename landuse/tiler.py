@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -269,7 +270,7 @@ def plot_index(grid: PlotGrid, records: list[dict], scene: Scene, min_valid: flo
 
     rows = np.array([r["row"] for r in records], dtype=np.int64)
     cols = np.array([r["col"] for r in records], dtype=np.int64)
-    polys = grid.footprints(rows, cols, to_crs="EPSG:4326") if records else []
+    polys: Any = grid.footprints(rows, cols, to_crs="EPSG:4326") if records else []
     features = []
     for rec, poly in zip(records, polys, strict=True):
         props = dict(rec)

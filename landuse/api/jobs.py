@@ -396,7 +396,7 @@ def predict(
     from landuse.training.dataset import load_image
 
     clf = load_classifier(str(model), **({"threads": threads} if threads else {}))
-    size = tuple(clf.input_size)
+    size = (int(clf.input_size[0]), int(clf.input_size[1]))
     paths = [Path(p) for p in images]
     outs = [predict_with_unknown(clf, np.stack([load_image(p, size=size) for p in paths[i:i + 32]]))
             for i in range(0, len(paths), 32)]

@@ -159,9 +159,9 @@ class SampleDesign:
             raise InputError(f"{dpath} is not a sample design ({exc}); draw the sample again with --overwrite") from None
         with open(spath, newline="") as f:
             plots = list(csv.DictReader(f))
-        for p in plots:
-            p["row"], p["col"] = int(p["row"]), int(p["col"])
-            p["area_ha"] = float(p["area_ha"])
+        for row in plots:
+            row["row"], row["col"] = int(row["row"]), int(row["col"])  # type: ignore[assignment]
+            row["area_ha"] = float(row["area_ha"])  # type: ignore[assignment]
         return cls(path, str(d["kind"]), str(d["source"]), list(d["periods"]), list(d["runs"]), grid, list(d["classes"]),
                    strata, int(d["seed"]), dict(d.get("sizing") or {}), plots, d)
 

@@ -59,8 +59,8 @@ def render(ev: Evaluation, max_mistakes: int = 20) -> None:
         mt = Table(title=f"Mistakes ({len(ev.mistakes)}, most confident first)")
         for col in ("File", "Truth", "Predicted", "Probability"):
             mt.add_column(col, justify="right" if col == "Probability" else "left")
-        for m in ev.mistakes[:max_mistakes]:
-            mt.add_row(m.file, m.truth, m.predicted, _pct(m.probability))
+        for mk in ev.mistakes[:max_mistakes]:
+            mt.add_row(mk.file, mk.truth, mk.predicted, _pct(mk.probability))
         console.print(mt)
         if len(ev.mistakes) > max_mistakes:
             console.print(f"... and {len(ev.mistakes) - max_mistakes} more (all of them with --json)")

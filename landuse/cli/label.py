@@ -99,13 +99,13 @@ def command(ctx: click.Context, run_dir: Path | None, out: Path | None, n: int, 
     def ready(url: str) -> None:
         click.echo(f"landuse label: open {url}  (Ctrl-C to stop; every answer is already saved)", err=True)
 
-    res = label_page(run_dir, out, other_run=other_run, change=change,
+    page = label_page(run_dir, out, other_run=other_run, change=change,
                      plot_ids=_read_plot_ids(plots) if plots else None, n=n, strategy=strategy, blind=blind,
                      extra_tags=tags, context=context, html=html, overwrite=overwrite, host=host, port=port,
                      config_path=config_path, on_ready=ready)
     if not quiet:
-        if res.html is not None:
-            click.echo(f"wrote {res.html} ({res.total} questions); label in any browser, Export labels, then: "
-                       f"landuse label --import labels-{res.session_id}.json --out {res.dataset}")
+        if page.html is not None:
+            click.echo(f"wrote {page.html} ({page.total} questions); label in any browser, Export labels, then: "
+                       f"landuse label --import labels-{page.session_id}.json --out {page.dataset}")
         else:
-            click.echo(res.describe())
+            click.echo(page.describe())

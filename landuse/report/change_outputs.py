@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,12 +50,12 @@ def write_change_geojson(comp: Comparison, path: Path) -> None:
     grid = comp.grid
     keep = comp.compared & (comp.status != STATUS_CODES["unchanged"])
     rows, cols = np.nonzero(keep)
-    polys = grid.footprints(rows, cols, to_crs="EPSG:4326") if rows.size else []
+    polys: Any = grid.footprints(rows, cols, to_crs="EPSG:4326") if rows.size else []
     labels = comp.labels
     pa = comp.run_a.probs
     pb = comp.run_b.probs
     status_name = {v: k for k, v in STATUS_CODES.items()}
-    ids = grid.plot_ids(rows, cols) if rows.size else []
+    ids: Any = grid.plot_ids(rows, cols) if rows.size else []
     features = []
     for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
         f, t = int(comp.from_cls[r, c]), int(comp.to_cls[r, c])
@@ -163,9 +164,9 @@ def change_categories(labels: list[str]) -> dict[int, tuple[str, tuple[int, int,
             if f == t:
                 out[f * n + t] = (f"{labels[f]} (unchanged)", (200, 200, 200, 255))
             else:
-                out[f * n + t] = (f"{labels[f]} -> {labels[t]}", (*rgb, 255))
+                out[f * n + t] = (f"{labels[f]} -> {labels[t]}", (*rgb, 255))  # type: ignore[assignment]
                 pale = tuple(int(round(0.45 * v + 0.55 * 255)) for v in rgb)
-                out[n * n + f * n + t] = (f"{labels[f]} -> {labels[t]} (uncertain)", (*pale, 255))  # type: ignore[arg-type]
+                out[n * n + f * n + t] = (f"{labels[f]} -> {labels[t]} (uncertain)", (*pale, 255))  # type: ignore[arg-type,assignment]
     out[CHANGE_UNKNOWN] = ("unknown (either period)", (*hex_to_rgb(UNKNOWN_COLOR), 255))
     return out
 

@@ -16,8 +16,10 @@ from typing import Any, Protocol
 
 
 class PredictionLike(Protocol):
-    file: str
-    tags: list[tuple[str, float]]
+    @property
+    def file(self) -> str: ...
+    @property
+    def tags(self) -> list[tuple[str, float]]: ...
 
 
 def _pct(p: float) -> str:

@@ -688,7 +688,7 @@ def build_map(
     url_a, bounds, shape = class_overlay(a)
     url_b, bounds_b, _ = class_overlay(b)
     m = folium.Map(tiles=None, control_scale=True, zoom_snap=0.25, prefer_canvas=False)
-    m.get_root().title = f"Land use {a.period} \u2192 {b.period}"
+    m.get_root().title = f"Land use {a.period} \u2192 {b.period}"  # type: ignore[attr-defined]  # a folium Figure
     if tiles is not None:
         folium.TileLayer(tiles[0], attr=tiles[1], name="basemap", overlay=False, control=True).add_to(m)
     pane_a, pane_b = "lu_period_a", "lu_period_b"
@@ -704,7 +704,7 @@ def build_map(
                                                    show=tiles is None)
             im.add_to(m)
             img_names[side] = im.get_name()
-    opts = dict(opacity=0.85, pixelated=True, interactive=False, className="lu-classes")
+    opts: dict[str, Any] = dict(opacity=0.85, pixelated=True, interactive=False, className="lu-classes")
     ov_a = folium.raster_layers.ImageOverlay(url_a, bounds, name=f"{a.period} classes", pane=pane_a, **opts)
     ov_b = folium.raster_layers.ImageOverlay(url_b, bounds_b, name=f"{b.period} classes", pane=pane_b, **opts)
     ov_a.add_to(m)
@@ -722,7 +722,7 @@ def build_map(
     control.add_to(m)
     m.fit_bounds(bounds)
 
-    root = m.get_root()
+    root: Any = m.get_root()  # a folium Figure (header, html, script)
     root.header.add_child(Element(f"<style>{_CSS}</style>"), name="landuse_css")
     script = _JS % {
         "map": m.get_name(),
@@ -774,7 +774,7 @@ def render_offline(m: Any) -> str:
     m.default_js = []
     m.default_css = []
     js, css = leaflet_assets()
-    root = m.get_root()
+    root: Any = m.get_root()
     root.header.add_child(Element(f"<style>{css}</style>\n<script>{js}</script>"), name="leaflet_inline", index=0)
     page = root.render()
     external = re.findall(r"<(?:script[^>]+src|link[^>]+href)\s*=\s*[\"']?(https?:)?//", page, flags=re.I)

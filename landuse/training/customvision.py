@@ -34,7 +34,7 @@ import re
 import shutil
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,7 +135,7 @@ class CVTrainResult:
 # credentials and calls
 
 
-def read_credentials(env: dict[str, str] | None = None) -> tuple[str, str]:
+def read_credentials(env: Mapping[str, str] | None = None) -> tuple[str, str]:
     """(endpoint, key) from the environment; EndpointError naming the missing variable."""
     env = os.environ if env is None else env
     endpoint = (env.get(ENV_ENDPOINT) or "").strip()
@@ -252,8 +252,8 @@ def error_detail(exc: Any) -> tuple[str | None, str]:
         body = {}
     if isinstance(body, dict):
         inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        code = code or inner.get("code")
-        message = message or inner.get("message") or ""
+        code = code or (inner or {}).get("code")
+        message = message or (inner or {}).get("message") or ""
     return (str(code) if code else None), str(message)[:300]
 
 
@@ -382,7 +382,7 @@ def upload_images(
     if cur:
         batches.append(cur)
     for n, batch in enumerate(batches, start=1):
-        entries = [ImageFileCreateEntry(name=p.name, contents=p.read_bytes(), tag_ids=[tag_ids[t]]) for p, t, _ in batch]
+        entries = [ImageFileCreateEntry(name=p.name, contents=bytearray(p.read_bytes()), tag_ids=[tag_ids[t]]) for p, t, _ in batch]
         summary = api.call(
             f"create_images_from_files (batch {n}/{len(batches)})", api.client.create_images_from_files,
             project_id, ImageFileCreateBatch(images=entries),
@@ -543,8 +543,8 @@ def unpack_export(data: bytes, out: Path, extra: dict[str, Any], overwrite: bool
         for need in ("model.onnx", "labels.txt"):
             if not (tmp / need).exists():
                 raise ModelError(f"the ONNX export has no {need}; export again from the portal")
-        for name, obj in extra.items():
-            (tmp / name).write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+        for fname, obj in extra.items():
+            (tmp / fname).write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
         swap_in_dir(tmp, out)
     finally:
         if tmp.exists():
@@ -566,7 +566,7 @@ def train_customvision(
     opts: CVTrainOptions,
     overwrite: bool = False,
     say: Callable[[str], None] | None = None,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
     ledger_path: str | Path | None = None,
     on_batch: Callable[[int, UploadReport], None] | None = None,
 ) -> CVTrainResult:

@@ -152,8 +152,8 @@ def evaluate_predictions(
     mistakes = []
     for i in np.flatnonzero(top != truth):
         mistakes.append(Mistake(
-            file=str(files[i]) if files is not None else str(i),
-            truth=labels[truth[i]], predicted=labels[top[i]],
+            file=str(files[int(i)]) if files is not None else str(i),
+            truth=labels[int(truth[i])], predicted=labels[int(top[i])],
             probability=float(probs[i, top[i]]), truth_probability=float(probs[i, truth[i]]),
         ))
     mistakes.sort(key=lambda m: -m.probability)

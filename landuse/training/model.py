@@ -186,6 +186,6 @@ def export_wrapper(model: Any, mean: tuple[float, ...] = MEAN, std: tuple[float,
             self.register_buffer("inv_std", 1.0 / torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
         def forward(self, data: torch.Tensor) -> torch.Tensor:
-            return torch.softmax(self.net((data - self.mean) * self.inv_std), dim=1)
+            return torch.softmax(self.net((data - self.mean) * self.inv_std), dim=1)  # type: ignore[operator]  # buffers
 
     return WithPreprocess().eval()

@@ -21,6 +21,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from landuse.errors import DatasetError, OutputExistsError
 from landuse.label.selection import UNKNOWN, read_run_plots, select_plots
@@ -145,7 +146,7 @@ def merge_review(review_dir: str | Path, dataset_dir: str | Path) -> MergeResult
     grid = PlotGrid.from_dict(doc["grid"])
     dataset_dir.mkdir(parents=True, exist_ok=True)
     index_path = dataset_dir / "index.geojson"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {"type": "FeatureCollection", "features": []}
+    index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.exists() else {"type": "FeatureCollection", "features": []}
     feats = {f["properties"].get("file", "").split("/")[-1]: f for f in index["features"]}
     res = MergeResult({}, 0, 0, 0, [])
     for tag_dir in sorted(p for p in review_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
