@@ -37,6 +37,7 @@ from landuse.results import (
 )
 
 if TYPE_CHECKING:
+    from landuse.grid import AoiLike
     from landuse.report.webmap import ReportResult
     from landuse.stac import StacSource
     from landuse.tiler import TileResult
@@ -76,7 +77,7 @@ def _check_writable(path: Path, overwrite: bool) -> None:
 def grid(
     imagery: Sequence[PathLike] = (),
     *,
-    aoi: PathLike | None = None,
+    aoi: AoiLike | None = None,
     crs: str | None = None,
     plot_size_m: float = defaults.PLOT_SIZE_M,
     out: PathLike | None = None,
@@ -166,7 +167,7 @@ def classify(
     model: PathLike = defaults.MODEL,
     backend: Literal["onnx", "customvision"] = "onnx",
     grid: PathLike | None = None,
-    aoi: PathLike | None = None,
+    aoi: AoiLike | None = None,
     plot_size_m: float = defaults.PLOT_SIZE_M,
     bands: Sequence[int] | str | None = None,
     options: ClassifyOptions | None = None,
