@@ -73,6 +73,7 @@ _API: dict[str, str] = {
     "ReviewResult": "landuse.training.review",
     "LabelResult": "landuse.label",
     "PlotGrid": "landuse.grid",
+    "aoi_of": "landuse.grid",
     "SampleDesign": "landuse.assess",
     "SampleEstimate": "landuse.assess",
     "Assessment": "landuse.assess",

@@ -559,6 +559,12 @@ class StacSelection:
         feats = [{"type": "Feature", "id": i.id, "geometry": i.geometry, "properties": i.record()} for i in self.items]
         return {"type": "FeatureCollection", "features": feats, "properties": {k: v for k, v in self.provenance().items() if k != "items"}}
 
+    def write_geojson(self, path: str | Path) -> None:
+        """Write :meth:`to_geojson` to ``path`` atomically."""
+        from landuse.store import atomic_write_bytes
+
+        atomic_write_bytes(Path(path), (json.dumps(self.to_geojson(), indent=1) + "\n").encode())
+
     def scene(self, bands: Sequence[int] | None = None, stretch: Any = None) -> Any:
         """The period's :class:`~landuse.imagery.Scene`: the items' COGs newest first."""
         from concurrent.futures import ThreadPoolExecutor

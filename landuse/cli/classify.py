@@ -52,8 +52,8 @@ def command(ctx: click.Context, imagery: tuple[str, ...], stac_url: str | None, 
     Writes plots.parquet, plots.geojson, classes.tif, probabilities.tif and summary.json. A
     rerun resumes an interrupted run; a finished run is not recomputed.
     """
+    from landuse import aoi_of
     from landuse.api import ClassifyOptions, CustomVisionOptions, classify, classify_plan
-    from landuse.grid import aoi_of
 
     stac = stac_source(stac_url, collections, stac_datetime, stac_query, stac_filter, asset)
     if stac is None and not imagery:

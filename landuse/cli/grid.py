@@ -23,8 +23,8 @@ from landuse.cli import options as o
 def command(ctx: click.Context, imagery: tuple[Path, ...], aoi: Path | None, aoi_where: str | None, crs: str | None, plot_size_m: float,
             out: Path, geojson: Path | None, overwrite: bool, yes: bool) -> None:
     """Build the 224 m plot grid covering IMAGERY (or --aoi) and write it to --out."""
+    from landuse import aoi_of
     from landuse.api import grid
-    from landuse.grid import aoi_of
 
     if not imagery and aoi is None:
         raise click.UsageError("give imagery files or --aoi to build the grid from")

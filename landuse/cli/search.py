@@ -4,7 +4,6 @@ Also holds the STAC options shared with ``landuse classify`` (``stac_options``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ def stac_source(stac_url: str | None, collections: tuple[str, ...], stac_datetim
         if collections or stac_datetime or stac_query or stac_filter or asset:
             raise click.UsageError("--collection / --datetime / --stac-query / --stac-filter / --asset need --stac")
         return None
-    from landuse.stac import StacSource
+    from landuse import StacSource
 
     return StacSource.of(stac_url, collections, stac_datetime, stac_query, stac_filter, asset)
 
@@ -56,8 +55,8 @@ def command(stac_url: str | None, collections: tuple[str, ...], stac_datetime: s
             plot_size: float, geojson_out: Path | None, sizes: bool, overwrite: bool) -> None:
     """List the STAC items a period would read over --aoi (or --grid): newest acquisition first,
     the AOI's plots they cover and the bytes to read. Reads no pixel."""
+    from landuse import search
     from landuse.errors import OutputExistsError
-    from landuse.stac import search
 
     source = stac_source(stac_url, collections, stac_datetime, stac_query, stac_filter, asset)
     if source is None:
@@ -67,7 +66,5 @@ def command(stac_url: str | None, collections: tuple[str, ...], stac_datetime: s
     sel = search(source, aoi=aoi, aoi_where=aoi_where, grid=grid_file, plot_size_m=plot_size, sizes=sizes)
     click.echo(sel.describe())
     if geojson_out is not None:
-        from landuse.store import atomic_write_bytes
-
-        atomic_write_bytes(geojson_out, (json.dumps(sel.to_geojson(), indent=1) + "\n").encode())
+        sel.write_geojson(geojson_out)
         click.echo(f"wrote {len(sel.items)} item(s) to {geojson_out}")
