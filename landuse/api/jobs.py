@@ -444,11 +444,21 @@ def train(
     overwrite: bool = False,
     progress: Say | None = None,
     command: str | None = None,
+    init: PathLike | None = None,
+    label_weight: float | None = None,
 ) -> TrainedModel:
     """Train a classifier from a folder-per-tag ``dataset`` and export it to ``out`` in the
     Custom Vision export layout: locally (transfer learning, the ``train`` extra) or in Azure
-    Custom Vision (``customvision`` options; LANDUSE_CV_TRAINING_* settings)."""
+    Custom Vision (``customvision`` options; LANDUSE_CV_TRAINING_* settings). With ``init``
+    (a landuse model folder, or ``"default"``), adapt that model instead (``train --init``:
+    its head refit on its own training features plus the dataset's labels; no torch, seconds)."""
     out = Path(out)
+    if init is not None:
+        from landuse.training.linear import adapt_model
+
+        adapted = adapt_model(dataset, out, init, label_weight=label_weight, overwrite=overwrite,
+                              progress=progress, command=command)
+        return TrainedModel(out, "local", None, adapted.to_dict())
     if backend == "customvision":
         from landuse.training.customvision import train_customvision
 
