@@ -27,6 +27,7 @@ demo: venv
 
 lint: venv
 	$(BIN)/ruff check landuse tests benchmarks workflows
+	$(BIN)/mypy landuse
 
 test: venv browser lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

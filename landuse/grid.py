@@ -262,7 +262,7 @@ class PlotGrid:
     @classmethod
     def from_aoi(
         cls,
-        aoi: str | Path,
+        aoi: AoiLike,
         crs: str | int | CRS | None = None,
         plot_size_m: float = DEFAULT_PLOT_SIZE_M,
     ) -> PlotGrid:
@@ -486,7 +486,7 @@ class PlotGrid:
 
     # -- AOI -----------------------------------------------------------------------------------
 
-    def aoi_mask(self, aoi: str | Path) -> np.ndarray:
+    def aoi_mask(self, aoi: AoiLike) -> np.ndarray:
         """Boolean (height, width): plots whose centre lies inside the AOI polygon(s)."""
         geom, gcrs = read_aoi(aoi)
         if gcrs != self.crs:
@@ -582,6 +582,10 @@ class AoiFile:
         return f"{self.path} where {self.where}" if self.where else str(self.path)
 
 
+AoiLike = str | Path | AoiFile
+"""An AOI argument: a polygon file path, or an :class:`AoiFile` (a path with an attribute filter)."""
+
+
 def aoi_of(path: str | Path | None, where: str | None = None) -> AoiFile | Path | None:
     """The AOI argument for ``path`` and an optional attribute filter."""
     if path is None:
@@ -600,7 +604,7 @@ def _aoi_fields(path: Path) -> str:
         return "unknown"
 
 
-def read_aoi(aoi: str | Path | AoiFile) -> tuple[Any, CRS]:
+def read_aoi(aoi: AoiLike) -> tuple[Any, CRS]:
     """The union of an AOI file's polygons and its CRS (GeoJSON / GeoPackage / Shapefile ...);
     an :class:`AoiFile` keeps only the features its ``where`` selects."""
     import geopandas as gpd

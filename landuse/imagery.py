@@ -38,6 +38,7 @@ a Scene pickles as its small spec.
 
 from __future__ import annotations
 
+import functools
 import glob
 import logging
 import math
@@ -436,7 +437,8 @@ def _inspect_source(path: str, bands: tuple[int, int, int] | None, sign: Any) ->
             raise RasterError(f"{name} has {ds.count} band(s) but bands {list(bands)} were asked for; pass valid band numbers")
         rgb = bands
     elif all(ci in interp for ci in (ColorInterp.red, ColorInterp.green, ColorInterp.blue)):
-        rgb = tuple(interp.index(ci) + 1 for ci in (ColorInterp.red, ColorInterp.green, ColorInterp.blue))
+        red, green, blue = (interp.index(ci) + 1 for ci in (ColorInterp.red, ColorInterp.green, ColorInterp.blue))
+        rgb = (red, green, blue)
     elif ds.count in (3, 4):
         rgb = (1, 2, 3)
     else:
@@ -550,7 +552,7 @@ def _read_valid(ds, f: SourceFile, window: Window | None, shape: tuple[int, int]
     return m.any(axis=0)
 
 
-def _pixel_range(bounds: Sequence[float], dst_transform: Affine, shape: tuple[int, int], inward: bool) -> tuple[int, int, int, int]:
+def _pixel_range(bounds: Sequence[float] | np.ndarray, dst_transform: Affine, shape: tuple[int, int], inward: bool) -> tuple[int, int, int, int]:
     """(r0, r1, c0, c1) of destination pixels covering ``bounds`` (outward) or inside it (inward)."""
     minx, miny, maxx, maxy = bounds
     c_lo, r_lo = ~dst_transform @ (minx, maxy)
@@ -819,7 +821,7 @@ class Scene:
                 break
             f = self._files[i]
             try:
-                retry_remote(f.path, lambda f=f, b=bboxes[i]: self._read_into(f, b, target))
+                retry_remote(f.path, functools.partial(self._read_into, f, bboxes[i], target))
             except (RasterioError, CPLE_BaseError) as exc:
                 raise unreadable(f.name, exc) from None
         return target.rgb, target.valid
@@ -831,9 +833,9 @@ class Scene:
         out = np.empty((h, w, p, p, 3), dtype=np.uint8)
         for b in range(3):  # band by band: ~5x faster than one 5-D transpose
             out[..., b] = rgb[b].reshape(h, p, w, p).transpose(0, 2, 1, 3)
-        out = out.reshape(h * w, p, p, 3)
+        plots = out.reshape(h * w, p, p, 3)
         frac = valid.reshape(h, p, w, p).mean(axis=(1, 3), dtype=np.float64).astype(np.float32).ravel()
-        return out, frac
+        return plots, frac
 
     def read_plot(self, grid: PlotGrid, row: int, col: int, pixels: int = 224) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (pixels, pixels, 3) RGB of one plot and its bool validity mask."""
@@ -945,7 +947,7 @@ class Scene:
         for i in idx:
             f = self._files[i]
             try:
-                retry_remote(f.path, lambda f=f, b=bboxes[i]: self._coverage_into(f, b, grid.crs, transform, target_valid))
+                retry_remote(f.path, functools.partial(self._coverage_into, f, bboxes[i], grid.crs, transform, target_valid))
             except (RasterioError, CPLE_BaseError) as exc:
                 raise unreadable(f.name, exc) from None
         cov = target_valid.reshape(grid.height, k, grid.width, k).mean(axis=(1, 3), dtype=np.float64)

@@ -57,7 +57,7 @@ from landuse.classify.unknown import (
     water_share,
 )
 from landuse.errors import InputError, LanduseError, RunStoreError
-from landuse.grid import Chunk, PlotGrid
+from landuse.grid import AoiLike, Chunk, PlotGrid
 from landuse.store import (
     RunStore,
     build_manifest,
@@ -255,7 +255,7 @@ def new_columns(task: ChunkTask) -> tuple[dict[str, np.ndarray], np.ndarray]:
     ch = task.chunk
     n = ch.size
     rows, cols = ch.rows_cols()
-    columns = {
+    columns: dict[str, np.ndarray] = {
         "row": rows.astype(np.int32),
         "col": cols.astype(np.int32),
         "class_index": np.full(n, -1, dtype=np.int16),
@@ -364,7 +364,7 @@ def classify_batch(task: ChunkTask, columns: dict[str, np.ndarray], strip: ReadS
     win = decide(out, task.multilabel, task.threshold)
     columns["class_index"][dest] = win
     columns["status"][dest] = np.where(win >= 0, "classified", "uncertain")
-    columns["reason"][dest] = np.where(win >= 0, None, f"no tag probability >= {task.threshold:g}")
+    columns["reason"][dest] = np.where(win >= 0, None, f"no tag probability >= {task.threshold:g}")  # type: ignore[call-overload]  # numpy stubs reject a None scalar
     if task.flag_unknown:
         umethod = method_of(model)
         far = score > umethod.threshold
@@ -738,8 +738,8 @@ class InProcessStream:
                     live -= 1
                     continue
                 res = chunk.result
-                for k in ("read_s", "infer_s", "assemble_s", "model_load_s", "plots_read", "plots_classified"):
-                    setattr(res, k, getattr(res, k) + getattr(stats, k))
+                for attr in ("read_s", "infer_s", "assemble_s", "model_load_s", "plots_read", "plots_classified"):
+                    setattr(res, attr, getattr(res, attr) + getattr(stats, attr))
                 if kind == "read":
                     chunk.unread -= 1
                     chunk.batches_left += n
@@ -1037,6 +1037,7 @@ def classify_scene(
             )
 
         def needs_reading(ch: Chunk) -> bool:
+            assert coverage is not None  # computed whenever there are chunks to do (the only callers)
             win = np.s_[ch.row_off : ch.row_off + ch.height, ch.col_off : ch.col_off + ch.width]
             want = coverage[win] > 0
             if aoi_mask is not None:
@@ -1274,7 +1275,7 @@ def resolution_warning(scene: Any, model_gsd_m: float | None) -> str | None:
             f"unknown share, or adapt the model to this imagery (landuse train DATASET --init)")
 
 
-def aoi_info(aoi: str | Path | None) -> dict[str, Any] | None:
+def aoi_info(aoi: AoiLike | None) -> dict[str, Any] | None:
     """Provenance of an AOI file (path and sha256)."""
     if aoi is None:
         return None
@@ -1287,7 +1288,7 @@ def aoi_info(aoi: str | Path | None) -> dict[str, Any] | None:
 def plan_grid(
     scene: Any,
     grid_file: str | Path | None = None,
-    aoi: str | Path | None = None,
+    aoi: AoiLike | None = None,
     plot_size_m: float = defaults.PLOT_SIZE_M,
 ) -> tuple[PlotGrid, np.ndarray | None]:
     """The run's grid and AOI mask: ``grid_file`` if given; else the AOI's grid (in the imagery's
@@ -1312,7 +1313,7 @@ def classify_imagery(
     *,
     period: str,
     model: str | Path | None = None,
-    aoi: str | Path | None = None,
+    aoi: AoiLike | None = None,
     grid_file: str | Path | None = None,
     plot_size_m: float = defaults.PLOT_SIZE_M,
     bands: Sequence[int] | None = None,

@@ -189,7 +189,8 @@ def create_app(
     from starlette.formparsers import MultiPartException, MultiPartParser
 
     labels = list(classifier.labels)
-    size = tuple(classifier.input_size)
+    height, width = classifier.input_size
+    size = (int(height), int(width))
     model_hash = str(getattr(classifier, "model_hash", "") or hashlib.sha256(repr(labels).encode()).hexdigest())
     namespace = uuid.uuid5(uuid.NAMESPACE_OID, model_hash)
     iteration = str(uuid.uuid5(namespace, "iteration"))
@@ -199,7 +200,7 @@ def create_app(
 
     decoder = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="landuse-decode")
     waiting = threading.BoundedSemaphore(DECODE_THREADS + DECODE_QUEUE)
-    budget = pixel_budget(size)  # type: ignore[arg-type]
+    budget = pixel_budget(size)
 
     async def decode(data: bytes) -> np.ndarray:
         """Decode off the event loop, in the bounded pool (429 when its queue is full)."""

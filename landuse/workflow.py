@@ -109,8 +109,27 @@ class ReportSpec(_Strict):
     file: str = "report.html"
 
 
+class DatasetSpec(_Strict):
+    """Labelled plots from imagery and a land-cover raster (``landuse dataset IMAGERY --labels``)."""
+
+    imagery: list[str] = Field(..., min_length=1, description="files or globs of the imagery to cut plots from")
+    labels: str = Field(..., description="land-cover raster (NLCD codes by default)")
+    mapping: str | None = Field(None, description="YAML mapping of raster codes to tags")
+    per_class: int | None = Field(None, ge=1)
+    purity: float | None = Field(None, gt=0.0, le=1.0)
+    min_valid: float | None = Field(None, ge=0.0, le=1.0, description="least imaged share of a chip (default 0.99)")
+    out: str = Field("dataset", description="dataset folder, inside the output folder")
+
+    @field_validator("imagery", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
 class TrainSpec(_Strict):
-    dataset: str
+    dataset: str | None = Field(None, description="tag-per-folder dataset (default: the dataset step's)")
+    init: str | None = Field(None, description="adapt this model (e.g. default) instead of training from scratch")
+    label_weight: float | None = Field(None, gt=0, description="init: weight of a new label relative to a base plot")
     backend: Literal["local", "customvision"] = "local"
     epochs: int | None = Field(None, ge=1)
     folds: int | None = Field(None, ge=2)
@@ -141,7 +160,7 @@ class AssessSpec(_Strict):
 
 
 class Workflow(_Strict):
-    """A whole job: train? -> classify each period -> change -> report."""
+    """A whole job: dataset? -> train? -> classify each period -> change -> report."""
 
     name: str = "landuse job"
     output: str = Field(..., description="output folder (relative to this file)")
@@ -153,6 +172,7 @@ class Workflow(_Strict):
     periods: list[PeriodSpec] = Field(default_factory=list)
     change: ChangeSpec = ChangeSpec()
     report: ReportSpec = ReportSpec()
+    dataset: DatasetSpec | None = None
     train: TrainSpec | None = None
     evaluate: EvaluateSpec | None = None
     assess: AssessSpec | None = None
@@ -164,6 +184,8 @@ class Workflow(_Strict):
             raise ValueError(f"period names must be unique, got {names}")
         if not self.periods and self.train is None:
             raise ValueError("a workflow needs 'periods' (at least one) or a 'train' step")
+        if self.train is not None and self.train.dataset is None and self.dataset is None:
+            raise ValueError("train needs 'dataset' (a tag-per-folder folder) or a top-level 'dataset' step")
         return self
 
 

@@ -37,6 +37,7 @@ from landuse.results import (
 )
 
 if TYPE_CHECKING:
+    from landuse.grid import AoiLike
     from landuse.report.webmap import ReportResult
     from landuse.stac import StacSource
     from landuse.tiler import TileResult
@@ -76,7 +77,7 @@ def _check_writable(path: Path, overwrite: bool) -> None:
 def grid(
     imagery: Sequence[PathLike] = (),
     *,
-    aoi: PathLike | None = None,
+    aoi: AoiLike | None = None,
     crs: str | None = None,
     plot_size_m: float = defaults.PLOT_SIZE_M,
     out: PathLike | None = None,
@@ -166,7 +167,7 @@ def classify(
     model: PathLike = defaults.MODEL,
     backend: Literal["onnx", "customvision"] = "onnx",
     grid: PathLike | None = None,
-    aoi: PathLike | None = None,
+    aoi: AoiLike | None = None,
     plot_size_m: float = defaults.PLOT_SIZE_M,
     bands: Sequence[int] | str | None = None,
     options: ClassifyOptions | None = None,
@@ -443,11 +444,21 @@ def train(
     overwrite: bool = False,
     progress: Say | None = None,
     command: str | None = None,
+    init: PathLike | None = None,
+    label_weight: float | None = None,
 ) -> TrainedModel:
     """Train a classifier from a folder-per-tag ``dataset`` and export it to ``out`` in the
     Custom Vision export layout: locally (transfer learning, the ``train`` extra) or in Azure
-    Custom Vision (``customvision`` options; LANDUSE_CV_TRAINING_* settings)."""
+    Custom Vision (``customvision`` options; LANDUSE_CV_TRAINING_* settings). With ``init``
+    (a landuse model folder, or ``"default"``), adapt that model instead (``train --init``:
+    its head refit on its own training features plus the dataset's labels; no torch, seconds)."""
     out = Path(out)
+    if init is not None:
+        from landuse.training.linear import adapt_model
+
+        adapted = adapt_model(dataset, out, init, label_weight=label_weight, overwrite=overwrite,
+                              progress=progress, command=command)
+        return TrainedModel(out, "local", None, adapted.to_dict())
     if backend == "customvision":
         from landuse.training.customvision import train_customvision
 

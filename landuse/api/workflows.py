@@ -1,5 +1,5 @@
-"""``landuse.run(workflow)``: a declarative job file run as API calls (train? -> evaluate? ->
-grid -> classify each period -> change -> report).
+"""``landuse.run(workflow)``: a declarative job file run as API calls (dataset? -> train? ->
+evaluate? -> grid -> classify each period -> change -> report).
 
 Each step is an API call; its equivalent command line is kept beside it (``--dry-run`` prints
 those). Finished work is reused: a period whose run is complete is not classified again.
@@ -102,21 +102,47 @@ def steps(wf: Workflow, base: Path, progress: bool = False) -> list[Step]:
     out = Path(resolve(base, wf.output))
     todo: list[Step] = []
     model = wf.model if wf.model == "default" else resolve(base, wf.model)
-    if wf.train is not None:
+    dataset_dir = None
+    if wf.dataset is not None:
+        d = wf.dataset
+        dataset_dir = str(out / d.out)
+        dimagery = expand_imagery(base, d.imagery, "dataset.imagery")
+        labels, mapping = resolve(base, d.labels), resolve(base, d.mapping) if d.mapping else None
+        args = ["dataset", *dimagery, "--labels", labels, "--out", dataset_dir, "--overwrite"]
+        for flag, val in (("--mapping", mapping), ("--per-class", d.per_class), ("--purity", d.purity),
+                          ("--min-valid", d.min_valid)):
+            _opt(args, flag, val)
+        todo.append(Step("dataset", args, partial(jobs.dataset, dataset_dir, dimagery, labels=labels, mapping=mapping,
+                                                   purity=d.purity, per_class=d.per_class, overwrite=True,
+                                                   min_valid=0.99 if d.min_valid is None else d.min_valid)))
+    if wf.train is not None and wf.train.init is not None:
         t = wf.train
         model_dir = str(out / t.out)
+        data = resolve(base, t.dataset) if t.dataset is not None else str(dataset_dir)
+        init = t.init if t.init == "default" else resolve(base, wf.train.init)
+        # adaptation is fast and deterministic, so a rerun simply refits (new labels included)
+        args = ["train", data, "--init", init, "--out", model_dir, "--overwrite"]
+        _opt(args, "--label-weight", t.label_weight)
+        todo.append(Step("train", args, partial(jobs.train, data, model_dir, init=init, label_weight=t.label_weight,
+                                                 overwrite=True, command=f"landuse {shlex.join(args)}")))
+        if t.use_for_runs:
+            model = model_dir
+    elif wf.train is not None:
+        t = wf.train
+        model_dir = str(out / t.out)
+        data = resolve(base, t.dataset) if t.dataset is not None else str(dataset_dir)
         topts = TrainOptions()
         topts.epochs = t.epochs if t.epochs is not None else topts.epochs
         topts.folds = t.folds if t.folds is not None else topts.folds
         topts.image_size = t.image_size if t.image_size is not None else topts.image_size
         topts.seed = t.seed if t.seed is not None else topts.seed
         topts.int8 = t.int8
-        args = ["train", resolve(base, t.dataset), "--backend", t.backend, "--out", model_dir]
+        args = ["train", data, "--backend", t.backend, "--out", model_dir]
         for flag, val in (("--epochs", t.epochs), ("--folds", t.folds), ("--image-size", t.image_size), ("--seed", t.seed)):
             _opt(args, flag, val)
         if t.int8:
             args.append("--int8")
-        todo.append(Step("train", args, partial(jobs.train, resolve(base, t.dataset), model_dir, backend=t.backend,
+        todo.append(Step("train", args, partial(jobs.train, data, model_dir, backend=t.backend,
                                                  options=topts, command=f"landuse {shlex.join(args)}")))
         if t.use_for_runs:
             model = model_dir

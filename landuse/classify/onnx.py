@@ -123,6 +123,7 @@ class OnnxClassifier:
     model_hash: str
     model_id: str
     manifest: dict[str, Any]
+    landuse_meta: dict[str, Any]
     multilabel: bool
 
     def __init__(self) -> None:  # use OnnxClassifier.load
@@ -170,7 +171,7 @@ class OnnxClassifier:
         manifest = _json_or_none(files.get(MANIFEST_FILE))
         sidecar = _json_or_none(files.get(METADATA_FILE))
         self.manifest = manifest or {}
-        self.landuse_meta: dict[str, Any] = _json_or_none(files.get(LANDUSE_FILE)) or {}
+        self.landuse_meta = _json_or_none(files.get(LANDUSE_FILE)) or {}
 
         session = self._new_session(model_bytes)
         self._describe(session, labels, files, color, scale)

@@ -55,9 +55,9 @@ def run_scene(plots: RunPlots, imagery: Sequence[str] | None = None,
     if not inputs or missing:
         what = "not recorded" if not inputs else f"missing: {missing[0]}"
         raise InputError(f"the imagery of run {plots.path} is {what}; {hint}")
-    imagery = plots.manifest.get("imagery") or {}
-    return Scene.open(inputs, bands=imagery.get("bands_requested"),
-                      stretch=stretch if stretch is not None else imagery.get("stretch"))
+    recorded = plots.manifest.get("imagery") or {}
+    return Scene.open(inputs, bands=recorded.get("bands_requested"),
+                      stretch=stretch if stretch is not None else recorded.get("stretch"))
 
 
 def native_pixel_size(scene: Any, grid: Any, row: int, col: int) -> float:

@@ -181,12 +181,12 @@ def _read_pillow(path: Path) -> np.ndarray:
             w, h = im.size
             if w * h > max_image_pixels():
                 raise _too_large(path, w, h)
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            upright = ImageOps.exif_transpose(im)
+            if upright.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 raise DatasetError(
-                    f"image {path} has {im.mode} pixels; only 8-bit images are supported - convert it to 8-bit RGB"
+                    f"image {path} has {upright.mode} pixels; only 8-bit images are supported - convert it to 8-bit RGB"
                 )
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(upright.convert("RGB"))
     except DatasetError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -35,8 +35,8 @@ def degrade_resolution(x: np.ndarray, gsd_m: float, size: int = 224) -> np.ndarr
     small = max(4, int(round(size / gsd_m)))
     out = np.empty((x.shape[0], size, size, 3), dtype=np.uint8)
     for i, img in enumerate(x):
-        im = Image.fromarray(np.ascontiguousarray(img)).resize((small, small), Image.BOX)
-        out[i] = np.asarray(im.resize((size, size), Image.BILINEAR))
+        im = Image.fromarray(np.ascontiguousarray(img)).resize((small, small), Image.Resampling.BOX)
+        out[i] = np.asarray(im.resize((size, size), Image.Resampling.BILINEAR))
     return out
 
 
@@ -66,6 +66,9 @@ def _net(weight: np.ndarray | None, bias: np.ndarray | None, image_size: int, st
     trunk = load_imagenet(build_efficientnet_lite0(1000, image_size)).eval()
 
     class FeatureModel(nn.Module):
+        mean: torch.Tensor  # buffers registered below
+        inv_std: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.trunk = trunk

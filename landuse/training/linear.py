@@ -132,7 +132,7 @@ def features_npz(feats: np.ndarray, y: np.ndarray, views: np.ndarray, sha: np.nd
     return buf.getvalue()
 
 
-def landuse_meta(recipe: LinearRecipe, threshold: float, tags: Sequence[str], sha: Sequence[str],
+def landuse_meta(recipe: LinearRecipe, threshold: float | None, tags: Sequence[str], sha: Sequence[str],
                  canopy_threshold: float | None = None, **extra: Any) -> dict[str, Any]:
     """The ``landuse_model.json`` content (``threshold``: the kNN distance threshold)."""
     parts = []
@@ -210,6 +210,7 @@ def adapt_model(
     """
     from landuse import __version__
     from landuse.classify.base import load_classifier, sha256_file
+    from landuse.classify.onnx import OnnxClassifier
     from landuse.training.dataset import TagDataset, load_image
     from landuse.training.export import write_export
 
@@ -219,15 +220,16 @@ def adapt_model(
     if out_dir.exists() and not overwrite:
         raise OutputExistsError(f"model folder {out_dir} exists; pass --overwrite or choose another --out")
     base = load_classifier(init)
-    if getattr(base, "features_name", None) is None:
+    if not isinstance(base, OnnxClassifier) or base.features_name is None:
         raise ModelError(
             f"model {base.model_id} has no features output; --init needs a model made by landuse "
             f"(the default, or one made by train --init)"
         )
     stored = base.training_features()
     base_meta = dict(base.landuse_meta)
-    recipe = LinearRecipe(**{k: (tuple(v) if isinstance(v, list) else v)
-                             for k, v in base_meta.get("recipe", {}).items() if k in LinearRecipe.__dataclass_fields__})
+    recorded: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)  # JSON from the model folder
+                                for k, v in base_meta.get("recipe", {}).items() if k in LinearRecipe.__dataclass_fields__}
+    recipe = LinearRecipe(**recorded)
     ds = TagDataset.open(dataset_dir, min_per_tag=min_per_tag, ignore=("unknown", "skip"))
     base_tags = [str(t) for t in stored["tags"]]
     tags = base_tags + [t for t in ds.tags if t not in base_tags]
@@ -302,8 +304,8 @@ def adapt_model(
         write_export(out_dir, onnx_file, tags, base.input_size[0], provenance, overwrite,
                      extra_files={FEATURES_FILE: work / FEATURES_FILE, LANDUSE_FILE: work / LANDUSE_FILE})
     finally:
-        for f in work.iterdir():
-            f.unlink()
+        for leftover in work.iterdir():
+            leftover.unlink()
         work.rmdir()
     secs = time.perf_counter() - t0
     say(f"adapted model written to {out_dir} in {secs:.1f} s")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ def export_review(
     imagery: list[str] | None = None,
     chip_size: int = 256,
     overwrite: bool = False,
-    stretch: str | list[float] | None = None,
+    stretch: str | Sequence[float] | None = None,
 ) -> ReviewResult:
     """Write the ``n`` plots most worth a look (see the module doc; the strategies of
     :func:`landuse.label.selection.select_plots`) to ``out`` (``stretch``: as ``landuse classify
