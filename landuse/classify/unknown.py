@@ -18,9 +18,12 @@ Two methods, said in every run summary (``unknown_method``):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from landuse.classify.base import Classifier
 
 UNKNOWN_LABEL = "unknown"
 UNKNOWN_STATUS = "unknown"
@@ -119,13 +122,13 @@ FALLBACK = UnknownMethod(
 )
 
 
-def method_of(model: Any) -> UnknownMethod:
+def method_of(model: Classifier) -> UnknownMethod:
     """The unknown method a classifier supports (its own, else the probability fallback)."""
     m = getattr(model, "unknown_method", None)
     return m if isinstance(m, UnknownMethod) else FALLBACK
 
 
-def predict_with_unknown(model: Any, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def predict_with_unknown(model: Classifier, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, unknown scores) of uint8 RGB ``batch`` with ``model``'s method."""
     fn = getattr(model, "predict_unknown", None)
     if callable(fn) and isinstance(getattr(model, "unknown_method", None), UnknownMethod):

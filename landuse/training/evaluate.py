@@ -21,11 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from landuse.errors import DatasetError, InputError
+
+if TYPE_CHECKING:
+    from landuse.classify.base import Classifier
 
 
 @dataclass
@@ -192,8 +196,8 @@ def match_tags(tags: Sequence[str], labels: Sequence[str], where: str) -> dict[s
 
 
 def evaluate_dataset(
-    classifier: Any,
-    dataset_dir: Any,
+    classifier: Classifier,
+    dataset_dir: str | Path,
     threshold: float = 0.5,
     batch_size: int = 32,
     progress: Callable[[int, int], None] | None = None,
@@ -214,7 +218,8 @@ def evaluate_dataset(
 
     probs = np.empty((n, len(classifier.labels)), dtype=np.float32)
     scores = np.empty(n, dtype=np.float32)
-    size = tuple(classifier.input_size)
+    height, width = classifier.input_size
+    size = (int(height), int(width))
     for start in range(0, n, batch_size):
         chunk = ds.items[start:start + batch_size]
         batch = np.stack([load_image(p, size=size) for p, _ in chunk])
