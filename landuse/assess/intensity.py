@@ -162,34 +162,30 @@ def category_level(matrix: np.ndarray, start: float, end: float, labels: Sequenc
     return out
 
 
+def _transition(m: np.ndarray, start: float, end: float, labels: Sequence[str], n: int, kind: str) -> TransitionIntensity:
+    """Intensities of the flows into category ``n`` of ``m`` (rows: from, columns: to), relative
+    to the size of each source category; a loss is the same computation on the transposed matrix."""
+    dur = float(end - start)
+    size_from = m.sum(axis=1)
+    others = [i for i in range(len(labels)) if i != n]
+    flow = float(m[others, n].sum()) / dur
+    denom = float(size_from[others].sum())
+    uniform = 100.0 * flow / denom if denom > 0 else None
+    size = {labels[i]: float(m[i, n]) / dur for i in others}
+    inten = {labels[i]: (100.0 * float(m[i, n]) / dur / float(size_from[i]) if size_from[i] > 0 else None) for i in others}
+    beh = {k: _behaviour(v, uniform, "targeted", "avoided") for k, v in inten.items()}
+    return TransitionIntensity(str(labels[n]), kind, float(start), float(end), size, inten, uniform, beh)
+
+
 def transition_gain(matrix: np.ndarray, start: float, end: float, labels: Sequence[str], n: int) -> TransitionIntensity:
     """The gain of category ``n``: ``R_tin`` per losing category ``i`` and the uniform ``W_tn``."""
-    m = np.asarray(matrix, dtype=np.float64)
-    dur = float(end - start)
-    size_start = m.sum(axis=1)
-    others = [i for i in range(len(labels)) if i != n]
-    gain = float(m[others, n].sum()) / dur
-    denom = float(size_start[others].sum())
-    w = 100.0 * gain / denom if denom > 0 else None
-    size = {labels[i]: float(m[i, n]) / dur for i in others}
-    inten = {labels[i]: (100.0 * float(m[i, n]) / dur / float(size_start[i]) if size_start[i] > 0 else None) for i in others}
-    beh = {k: _behaviour(v, w, "targeted", "avoided") for k, v in inten.items()}
-    return TransitionIntensity(str(labels[n]), "gain", float(start), float(end), size, inten, w, beh)
+    return _transition(np.asarray(matrix, dtype=np.float64), start, end, labels, n, "gain")
 
 
 def transition_loss(matrix: np.ndarray, start: float, end: float, labels: Sequence[str], mi: int) -> TransitionIntensity:
-    """The loss of category ``m``: ``Q_tmj`` per gaining category ``j`` and the uniform ``V_tm``."""
-    m = np.asarray(matrix, dtype=np.float64)
-    dur = float(end - start)
-    size_end = m.sum(axis=0)
-    others = [j for j in range(len(labels)) if j != mi]
-    loss = float(m[mi, others].sum()) / dur
-    denom = float(size_end[others].sum())
-    v = 100.0 * loss / denom if denom > 0 else None
-    size = {labels[j]: float(m[mi, j]) / dur for j in others}
-    inten = {labels[j]: (100.0 * float(m[mi, j]) / dur / float(size_end[j]) if size_end[j] > 0 else None) for j in others}
-    beh = {k: _behaviour(val, v, "targeted", "avoided") for k, val in inten.items()}
-    return TransitionIntensity(str(labels[mi]), "loss", float(start), float(end), size, inten, v, beh)
+    """The loss of category ``m``: ``Q_tmj`` per gaining category ``j`` and the uniform ``V_tm``
+    (the gain computation on the transposed matrix: sizes are then the end-of-interval sizes)."""
+    return _transition(np.asarray(matrix, dtype=np.float64).T, start, end, labels, mi, "loss")
 
 
 def intensity_analysis(

@@ -9,7 +9,6 @@ self-contained HTML file whose exported labels file :func:`import_labels` turns 
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from landuse.errors import InputError, OutputExistsError
+from landuse.fileio import read_json
 from landuse.label.selection import (
     STRATEGIES,
     Pick,
@@ -220,12 +220,7 @@ def import_labels(labels_file: str | Path, dataset: str | Path) -> ImportResult:
     """Write the labels of a file exported by the written page into ``dataset`` (chips read from
     the runs' imagery, as the served page would have written them)."""
     labels_file = Path(labels_file)
-    try:
-        doc = json.loads(labels_file.read_text())
-    except OSError:
-        raise InputError(f"labels file {labels_file} not found; export it from the page (Export labels)") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{labels_file} is not valid JSON ({exc}); export it from the page again") from None
+    doc = read_json(labels_file, "export it from the page (Export labels)")
     if not isinstance(doc, dict) or doc.get("kind") != EXPORT_KIND or not doc.get("runs"):
         raise InputError(f"{labels_file} is not a labels file exported by `landuse label --html`")
     runs = doc["runs"]

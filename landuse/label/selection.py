@@ -19,7 +19,6 @@ Every pick says why it was chosen (``reason``); the selection is deterministic.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from landuse.errors import InputError, RunStoreError
+from landuse.fileio import read_json
 from landuse.grid import PlotGrid
 
 STRATEGIES = ("mix", "least-confident", "unknown", "changed", "diverse")
@@ -182,12 +182,7 @@ def read_change_plots(change_dir: str | Path, grid: PlotGrid) -> list[tuple[int,
     least confident first (confidence: the lower of the two periods' winning probabilities)."""
     change_dir = Path(change_dir)
     path = change_dir / "change.geojson"
-    try:
-        doc = json.loads(path.read_text())
-    except OSError:
-        raise InputError(f"{path} not found; run `landuse change RUN_A RUN_B --out {change_dir}` first") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON ({exc}); rerun landuse change with --overwrite") from None
+    doc = read_json(path, f"run `landuse change RUN_A RUN_B --out {change_dir}` (--overwrite to redo it)")
     meta = doc.get("landuse") or {}
     if "grid" in meta:
         grid.require_equal(PlotGrid.from_dict(meta["grid"]), what=f"the run and change {change_dir}")
