@@ -14,7 +14,7 @@ Every candidate is a linear softmax head on frozen ImageNet EfficientNet-Lite0 p
   held-out training plots): share flagged of the held-out folds, of the shifted folds, of the
   16 wv_1m_patches forest plots (never in training or calibration) and of ND.
 
-Usage: ``nice -n 10 .venv/bin/python benchmarks/bench_recipes.py`` -> ``benchmarks/results/bench_recipes.json``.
+Usage: ``nice -n 10 .venv/bin/python benchmarks/bench_recipes.py`` -> ``benchmarks/results/recipe_round1.json``.
 Needs ``../shared/data`` and the ``train`` extra (torch, for the colour augmentation draws).
 """
 
@@ -212,8 +212,8 @@ def main() -> None:
            "unknown_threshold_quantile": 0.98, "results": results,
            "seconds": round(time.perf_counter() - t_start, 1)}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_recipes.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {RESULTS / 'bench_recipes.json'}; cpu flags {out['cpu_flags']}")
+    (RESULTS / "recipe_round1.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {RESULTS / 'recipe_round1.json'}; cpu flags {out['cpu_flags']}")
 
 
 if __name__ == "__main__":

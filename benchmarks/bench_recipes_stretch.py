@@ -4,7 +4,7 @@ bench_recipes.py (run that first; this adds the stretched images' features to th
 Candidates: stretch + clean views (L2 0.01 / 0.1 / 1), stretch + 3 m and 5 m views, against the
 unstretched clean / colour heads. Same proxies (out-of-fold CV, 5 m shift, leave-county-out at
 1 m and 5 m, ND raw agreement and Developed share, wv_1m_patches kNN flag, the kNN flag's ND
-share), plus the canopy evidence's thresholds. -> benchmarks/results/bench_recipes_stretch.json
+share), plus the canopy evidence's thresholds. -> benchmarks/results/recipe_stretch.json
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ def main() -> None:
             oof[te], oof5[te] = hk.probs(V[tc][te]).argmax(1), hk.probs(V[t5][te]).argmax(1)
             ts = pos_sub[np.flatnonzero(te)]
             ts = ts[ts >= 0]
-            for name, f in S.items():
-                shift_ok[name] += int((hk.probs(f[kind][ts]).argmax(1) == y[sub][ts]).sum())
+            for shift_name, f in S.items():
+                shift_ok[shift_name] += int((hk.probs(f[kind][ts]).argmax(1) == y[sub][ts]).sum())
             sc[te] = KnnScorer.fit(np.concatenate([V[v][tr] for v in views])).score(V[tc][te])
         lco = {}
         for key, held in (("los_angeles_developed", la), ("imperial_developed", imp)):
@@ -109,7 +109,7 @@ def main() -> None:
     print("canopy", canopy)
     out = {"benchmark": "bench_recipes_stretch", "cpu_flags": cpu_flags(), "tags": tags,
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results, "canopy": canopy}
-    (Path(__file__).resolve().parent / "results" / "bench_recipes_stretch.json").write_text(json.dumps(out, indent=1) + "\n")
+    (Path(__file__).resolve().parent / "results" / "recipe_stretch.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

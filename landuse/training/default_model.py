@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-lco", action="store_true")
     ap.add_argument("--freeze-blocks", type=int, default=15,
                     help="leave-county-out only: MBConv blocks kept frozen (compare recipes)")
+    ap.add_argument("--fp32", action="store_true", help="linear recipe: export the fp32 graph (no int8)")
+    ap.add_argument("--fp32-stretch", action="store_true",
+                    help="linear recipe: int8 trunk, the in-graph stretch kept fp32")
     ap.add_argument("--lco-out", default="default_model_lco.json",
                     help="leave-county-out result file name under benchmarks/results")
     args = ap.parse_args(argv)
@@ -120,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
         os.chdir(ROOT)
         data = Path(os.path.relpath(args.data.resolve(), ROOT))
-        rep = build_linear_model(data, args.out, overwrite=True, progress=say,
+        rep = build_linear_model(data, args.out, overwrite=True, progress=say, int8=not args.fp32,
+                                 fp32_preprocessing=args.fp32_stretch,
                                  command="python -m landuse.training.default_model --recipe linear")
         say(f"exported the linear-recipe model to {args.out}: canopy threshold {rep['canopy_threshold']:.3g}, "
             f"{rep['heldout_flagged']:.1%} of held-out training plots flagged, {rep['seconds']} s")

@@ -327,6 +327,43 @@ def _runs_of(dataset: Path) -> list[str]:
 # ------------------------------------------------------------------------------- the base model
 
 
+@dataclass(frozen=True)
+class FittedRecipe:
+    """What :func:`fit_recipe` fits on a set of training plots: the head and the unknown statistics."""
+
+    head: LinearHead
+    canopy_threshold: float  # the recipe's quantile of the training plots' canopy share
+    knn_threshold: float  # the recipe's quantile of out-of-fold kNN distances (used when knn_flag)
+    knn_oof: np.ndarray  # those out-of-fold distances
+    knn: KnnScorer | None  # the reference set, when the recipe flags by kNN distance
+    recipe: LinearRecipe
+
+    def unknown_scores(self, x: np.ndarray, feats: np.ndarray | None = None) -> np.ndarray:
+        """The exported model's unknown score of uint8 plots ``x`` (features ``feats`` for the kNN
+        evidence): what ``OnnxClassifier.predict_unknown`` computes from ``landuse_model.json``."""
+        score = canopy_evidence(x, CANOPY_GREEN_MIN) / self.canopy_threshold
+        if self.knn is not None and feats is not None:
+            score = np.maximum(score, self.knn.score(feats) / self.knn_threshold)
+        return score.astype(np.float32)
+
+
+def fit_recipe(x: np.ndarray, feats: dict[str, np.ndarray], y: np.ndarray, n_classes: int,
+               recipe: LinearRecipe) -> FittedRecipe:
+    """Fit the recipe on training plots ``x`` (uint8) with features per training view ``feats``
+    (``clean`` required) and tags ``y``: the head, the canopy threshold (the ``canopy_quantile``
+    of the plots' canopy share) and the kNN threshold. The one code path of the shipped model
+    (:func:`build_linear_model`) and of the held-out benchmarks."""
+    fx = np.concatenate([feats[v] for v in recipe.views])
+    fy = np.tile(y, len(recipe.views))
+    head = fit_head(fx, fy, n_classes, l2=recipe.l2)
+    stored = [v for v in recipe.stored_views if v in feats]
+    knn_thr, oof = calibrate_threshold(feats, y, recipe, stored)
+    canopy_thr = float(np.quantile(canopy_share(x), recipe.canopy_quantile))
+    knn = KnnScorer.fit(np.concatenate([feats[v] for v in stored]), k=recipe.knn_k) if recipe.knn_flag else None
+    return FittedRecipe(head, canopy_thr, knn_thr, oof, knn, recipe)
+
+
+
 def build_linear_model(
     dataset_dir: str | Path,
     out_dir: str | Path,
@@ -337,12 +374,14 @@ def build_linear_model(
     progress: Callable[[str], None] | None = None,
     command: str | None = None,
     exclude: Callable[[str], bool] | None = None,
+    fp32_preprocessing: bool = False,
 ) -> dict[str, Any]:
     """Fit the linear-head recipe on ``dataset_dir`` and export it (with its sidecars) to ``out_dir``.
 
     With ``int8`` the trunk is quantised first and every feature (head fitting, unknown
     statistics) comes from the int8 graph that ships; fp32 figures are reported beside it.
-    ``exclude(file_name)`` drops images (e.g. for leave-county-out checks). Returns a report.
+    ``exclude(file_name)`` drops images (e.g. for leave-county-out checks). ``fp32_preprocessing``
+    keeps the in-graph stretch unquantised (see ``landuse.training.quantize``). Returns a report.
     """
     from landuse import __version__
     from landuse.classify.base import sha256_file
@@ -370,18 +409,15 @@ def build_linear_model(
                                    np.zeros(len(tags), np.float32), "landuse-default", __version__)
         graph = fp32
         if int8:
-            graph = quantize_int8(fp32, work / "int8.onnx", calibration_set(x, 64, recipe.seed))
+            graph = quantize_int8(fp32, work / "int8.onnx", calibration_set(x, 64, recipe.seed),
+                                  fp32_preprocessing=fp32_preprocessing)
         feats = {v: _graph_features(graph, view_images(x, v, recipe.seed)) for v in recipe.views}
         say(f"features of {len(x)} plots x {len(recipe.views)} views ({time.perf_counter() - t0:.0f} s)")
-        fx = np.concatenate([feats[v] for v in recipe.views])
-        fy = np.tile(y, len(recipe.views))
-        head = fit_head(fx, fy, len(tags), l2=recipe.l2)
+        fitted = fit_recipe(x, feats, y, len(tags), recipe)
+        head, knn_thr, oof, canopy_thr = fitted.head, fitted.knn_threshold, fitted.knn_oof, fitted.canopy_threshold
         stored = [v for v in recipe.stored_views if v in feats]
-        knn_thr, oof = calibrate_threshold(feats, y, recipe, stored)
-        canopy = canopy_share(x)  # the threshold: the quantile of the canopy share itself
-        canopy_thr = float(np.quantile(canopy, recipe.canopy_quantile))
         thr = knn_thr if recipe.knn_flag else None
-        flagged = (canopy_evidence(x) > canopy_thr) | ((oof > knn_thr) if recipe.knn_flag else False)
+        flagged = fitted.unknown_scores(x, feats["clean"]) > 1.0
         say(f"head fitted; canopy threshold {canopy_thr:.3g}, kNN {knn_thr:.4g} "
             f"({'used' if recipe.knn_flag else 'not used'}); {flagged.mean():.1%} of training plots flagged")
         final = replace_head(graph, work / "model.onnx", head, tags)
@@ -401,7 +437,7 @@ def build_linear_model(
             "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-57934424.pth), frozen",
             "head": f"multinomial logistic regression on the 1280 pooled features, L2 {recipe.l2:g}",
             "preprocessing": "RGB 0-255 in, (x - 127) / 128 inside the graph, stretch to 224x224, no crop",
-            "precision": "int8" if int8 else "fp32",
+            "precision": ("int8" + (" (stretch fp32)" if fp32_preprocessing else "")) if int8 else "fp32",
             "recipe": {k: v for k, v in asdict(recipe).items() if k != "extra"},
             "gsd_m": recipe.gsd_m,
             "unknown": meta["unknown"],

@@ -14,15 +14,28 @@ import numpy as np
 from landuse.errors import ModelError
 
 
-def _excluded_nodes(model_path: Path) -> list[str]:
-    """Names of the first Conv (the stem), the last Gemm/MatMul (the classifier) and the Softmax."""
+def _excluded_nodes(model_path: Path, fp32_preprocessing: bool = False) -> list[str]:
+    """Names of the first Conv (the stem), the last Gemm/MatMul (the classifier) and the Softmax;
+    with ``fp32_preprocessing`` also every node upstream of the stem (the in-graph per-plot
+    stretch and the normalisation), so the stem reads an unquantised image."""
     import onnx
 
     graph = onnx.load(str(model_path)).graph
-    convs = [n.name for n in graph.node if n.op_type == "Conv"]
+    convs = [n for n in graph.node if n.op_type == "Conv"]
     fcs = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")]
     soft = [n.name for n in graph.node if n.op_type == "Softmax"]
-    return ([convs[0]] if convs else []) + ([fcs[-1]] if fcs else []) + soft
+    names = ([convs[0].name] if convs else []) + ([fcs[-1]] if fcs else []) + soft
+    if fp32_preprocessing and convs:
+        producer = {o: n for n in graph.node for o in n.output}
+        todo, seen = [convs[0].input[0]], set()
+        while todo:
+            node = producer.get(todo.pop())
+            if node is None or node.name in seen:
+                continue
+            seen.add(node.name)
+            todo.extend(node.input)
+        names += sorted(seen)
+    return names
 
 
 def quantize_int8(
@@ -31,10 +44,12 @@ def quantize_int8(
     calibration: np.ndarray,
     input_name: str = "data",
     batch: int = 16,
+    fp32_preprocessing: bool = False,
 ) -> Path:
     """Write a QDQ int8 copy of ``fp32_path`` to ``out_path``, calibrated on ``calibration``.
 
     ``calibration`` is float32 ``[N,3,H,W]`` already in the model's input scale (RGB 0-255).
+    ``fp32_preprocessing``: keep every op before the stem convolution (the per-plot stretch) fp32.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -69,7 +84,7 @@ def quantize_int8(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=_excluded_nodes(pre),
+            nodes_to_exclude=_excluded_nodes(pre, fp32_preprocessing),
         )
     finally:
         if pre.exists():
