@@ -114,10 +114,14 @@ def score_block(probs: np.ndarray, flagged: np.ndarray, y: np.ndarray) -> dict[s
 
 
 def shipped_recipe(kind: str, x: np.ndarray, y: np.ndarray, tags: list[str], county: np.ndarray,
-                   sub: np.ndarray, shifted: dict[str, np.ndarray]) -> dict[str, Any]:
-    recipe = LinearRecipe()
+                   sub: np.ndarray, shifted: dict[str, np.ndarray], views: tuple[str, ...] = ("clean",),
+                   nd: bool = False) -> dict[str, Any]:
+    from landuse.training.linear import view_images
+
+    recipe = LinearRecipe(views=views)
     path = graph_path(kind)
     F = graph_features(path, x, "as_clean")
+    FV = {v: F if v == "clean" else graph_features(path, view_images(x, v), f"as_view_{slug(v)}") for v in views}
     FS = {s: graph_features(path, xs, f"as_shift2_{slug(s)}") for s, xs in shifted.items()}
     dev = tags.index("Developed")
     devs = np.flatnonzero(y == dev)
@@ -136,7 +140,7 @@ def shipped_recipe(kind: str, x: np.ndarray, y: np.ndarray, tags: list[str], cou
     shift_flag = {s: np.zeros(len(sub), bool) for s in FS}
     for k in range(recipe.folds):
         tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-        fitted = fit_recipe(x[tr], {"clean": F[tr]}, y[tr], len(tags), recipe)
+        fitted = fit_recipe(x[tr], {v: FV[v][tr] for v in views}, y[tr], len(tags), recipe)
         p = fitted.head.probs(F[te])
         fl = fitted.unknown_scores(x[te], F[te]) > 1.0
         probs_all[te], flag_all[te] = p, fl
@@ -157,7 +161,7 @@ def shipped_recipe(kind: str, x: np.ndarray, y: np.ndarray, tags: list[str], cou
     for name, held in (("los_angeles_developed", (county == "ca037") & (y == dev)),
                        ("imperial_developed", (county == "ca025") & (y == dev))):
         tr = np.flatnonzero(~held)
-        fitted = fit_recipe(x[tr], {"clean": F[tr]}, y[tr], len(tags), recipe)
+        fitted = fit_recipe(x[tr], {v: FV[v][tr] for v in views}, y[tr], len(tags), recipe)
         hd = np.flatnonzero(held)
         p1 = fitted.head.probs(F[hd])
         f1 = fitted.unknown_scores(x[hd], F[hd]) > 1.0
@@ -169,12 +173,20 @@ def shipped_recipe(kind: str, x: np.ndarray, y: np.ndarray, tags: list[str], cou
                      "recall_5m": rate(p5.argmax(1) == dev),
                      "predicted_as": {t: int((p1.argmax(1) == i).sum()) for i, t in enumerate(tags)}}
     out["leave_county_out"] = lco
+    full = fit_recipe(x, FV, y, len(tags), recipe)
+    from landuse.training.dataset import load_image
+
+    # the out-of-class proxy, read as bench_model_proxies.py reads it: scored, never fitted on
+    wv = np.stack([load_image(p, (224, 224)) for p in sorted(rd.WV.glob("*.png"))])
+    out["wv_flagged"] = int((full.unknown_scores(wv, graph_features(path, wv, "wv")) > 1.0).sum())
+    if nd:
+        out["nd_approx"] = nd_approx(path, full, tags)
+        say(f"ND (head + flags outside the pipeline): {out['nd_approx']}")
     # the full-data fit reproduces the shipped model (same code path): compare with its own outputs
-    if kind == "int8":
+    if kind == "int8" and views == ("clean",):
         from landuse.classify.base import load_classifier
 
         clf = load_classifier(str(SHIPPED.parent))
-        full = fit_recipe(x, {"clean": F}, y, len(tags), recipe)
         probs_m, score_m = clf.predict_unknown(x)
         out["reproduces_shipped"] = {
             "canopy_threshold_refit": full.canopy_threshold,
@@ -184,6 +196,39 @@ def shipped_recipe(kind: str, x: np.ndarray, y: np.ndarray, tags: list[str], cou
             "label_agreement": float((full.head.probs(F).argmax(1) == probs_m.argmax(1)).mean()),
         }
         say(f"full-data refit vs the shipped model: {out['reproduces_shipped']}")
+    return out
+
+
+def nd_approx(path: Path, fitted: Any, tags: list[str]) -> dict[str, Any]:
+    """ND 2010 vs 2018 outside the pipeline (the same plot reads, head and flags): share of common
+    plots with the same label (unknown counts as a label), Developed and unknown shares."""
+    from landuse.classify.unknown import WATER_SHARE, water_share
+
+    lab, ids = {}, {}
+    out: dict[str, Any] = {}
+    for yr in ("2010", "2018"):
+        p_ids = rd.CACHE / f"nd{yr}_ids.npy"
+        if not p_ids.exists():
+            rgb, nir, pid = rd.nd_plots(yr)
+            np.save(rd.CACHE / f"nd{yr}_rgb.npy", rgb)
+            np.save(rd.CACHE / f"nd{yr}_nir.npy", nir)
+            np.save(p_ids, pid)
+        rgb, nir = np.load(rd.CACHE / f"nd{yr}_rgb.npy"), np.load(rd.CACHE / f"nd{yr}_nir.npy")
+        f = graph_features(path, rgb, f"nd{yr}")
+        g = rgb[..., 1].reshape(len(rgb), 56, 4, 56, 4).mean((2, 4))
+        n = nir.reshape(len(nir), 56, 4, 56, 4).mean((2, 4))
+        unk = (fitted.unknown_scores(rgb, f) > 1.0) | (water_share(g, n) > WATER_SHARE)
+        lab[yr] = np.where(unk, -1, fitted.head.probs(f).argmax(1))
+        ids[yr] = {pid: i for i, pid in enumerate(np.load(p_ids))}
+        out[yr] = {"plots": len(rgb), "developed": rate(lab[yr] == tags.index("Developed")),
+                   "unknown": rate(lab[yr] == -1)}
+    common = sorted(set(ids["2010"]) & set(ids["2018"]))
+    a = lab["2010"][[ids["2010"][c] for c in common]]
+    b = lab["2018"][[ids["2018"][c] for c in common]]
+    out["agreement_unknown_as_label"] = rate(a == b)
+    both = (a >= 0) & (b >= 0)
+    out["agreement_classified_both"] = rate(a[both] == b[both])
+    out["common_plots"] = len(common)
     return out
 
 
@@ -252,6 +297,8 @@ def main() -> None:
     ap.add_argument("--previous", action="store_true", help="also the previous default's recipe, per fold")
     ap.add_argument("--name", default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--views", default="clean", help="training views of the head, e.g. clean,res2,blur1.5")
+    ap.add_argument("--nd", action="store_true", help="also ND 2010 / 2018 outside the pipeline")
     args = ap.parse_args()
     name = args.name or args.graph
     t0 = time.perf_counter()
@@ -265,7 +312,8 @@ def main() -> None:
                            "data": "../shared/data/aerialsmall/train (wv_1m_patches not used)",
                            "folds": "stratified_folds(y, 5, seed 0)", "shift_plots": "every second plot (250)",
                            "tags": tags}
-    res["shipped_recipe"] = shipped_recipe(args.graph, x, y, tags, county, sub, shifted)
+    res["shipped_recipe"] = shipped_recipe(args.graph, x, y, tags, county, sub, shifted,
+                                           tuple(args.views.split(",")), args.nd)
     sr = res["shipped_recipe"]
     say(f"shipped recipe pooled: accuracy {sr['pooled']['accuracy']:.3f}, flagged {sr['pooled']['flagged']:.3f}; "
         f"LCO LA {sr['leave_county_out']['los_angeles_developed']['recall']:.3f} "

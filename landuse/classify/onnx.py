@@ -392,7 +392,8 @@ class OnnxClassifier:
             if batch.shape[1:3] != self.input_size:
                 batch = _resize(batch, self.input_size)
             green_min = float(unk.get("canopy_green_min", 0.0))
-            score = np.maximum(score, canopy_evidence(batch, green_min) / float(unk["canopy_threshold"]))
+            scale = int(unk.get("canopy_scale", 1))  # models made before the scale was recorded: 1
+            score = np.maximum(score, canopy_evidence(batch, green_min, scale) / float(unk["canopy_threshold"]))
         return probs, score.astype(np.float32)
 
     # ------------------------------------------------------------------ pickling

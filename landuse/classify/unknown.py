@@ -66,18 +66,30 @@ class KnnScorer:
 CANOPY_GREEN_MIN = 0.5  # canopy evidence counts only on plots mostly green (forest, not leafy suburbs)
 
 
-def canopy_evidence(batch: np.ndarray, green_min: float = CANOPY_GREEN_MIN) -> np.ndarray:
-    """:func:`canopy_share` where more than ``green_min`` of the plot is green, else 0."""
+def canopy_evidence(batch: np.ndarray, green_min: float = CANOPY_GREEN_MIN, scale: int = 1) -> np.ndarray:
+    """:func:`canopy_share` (texture read at ``scale`` metres a pixel) where more than ``green_min``
+    of the plot is green (at full resolution), else 0."""
     a = batch.astype(np.int16)
     green = ((2 * a[..., 1] - a[..., 0] - a[..., 2]) > 12).mean(axis=(1, 2))
-    return np.where(green > green_min, canopy_share(batch), 0.0).astype(np.float32)
+    return np.where(green > green_min, canopy_share(batch, scale), 0.0).astype(np.float32)
 
 
-def canopy_share(batch: np.ndarray) -> np.ndarray:
+def box_down(batch: np.ndarray, scale: int) -> np.ndarray:
+    """uint8 (N, H, W, 3) plots box-averaged by ``scale`` (H, W cropped to a multiple of it)."""
+    if scale <= 1:
+        return batch
+    n, h, w, c = batch.shape
+    h, w = h - h % scale, w - w % scale
+    a = batch[:, :h, :w].reshape(n, h // scale, scale, w // scale, scale, c).mean(axis=(2, 4))
+    return np.rint(a).astype(np.uint8)
+
+
+def canopy_share(batch: np.ndarray, scale: int = 1) -> np.ndarray:
     """Share of each uint8 RGB plot's pixels that are green (2G - R - B > 12) and textured
-    (brightness differs from its 4-neighbour mean by more than 3 grey levels): tree canopy at
-    ~1 m reads so; fields, lawns and desert are smooth or not green. float32 (N,)."""
-    a = batch.astype(np.int16)
+    (brightness differs from its 4-neighbour mean by more than 3 grey levels), read on the plot
+    box-averaged by ``scale`` (4: tree crowns stay textured, 1 m crop rows and lawns smooth out).
+    float32 (N,)."""
+    a = box_down(batch, scale).astype(np.int16)
     r, g, b = a[..., 0], a[..., 1], a[..., 2]
     v = r + g + b  # 3 x brightness
     green = (2 * g - r - b)[:, 1:-1, 1:-1] > 12

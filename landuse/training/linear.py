@@ -56,11 +56,13 @@ class LinearRecipe:
     stored_views: tuple[str, ...] = ("clean",)  # kept in features.npz
     knn_flag: bool = False  # measured: the kNN distance says "another county" (bench_recipes.py)
     canopy_quantile: float = 0.98
+    canopy_scale: int = 4  # texture read on 4 x 4 box-averaged plots (bench_model_heldout.py, model card)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def view_images(x: np.ndarray, view: str, seed: int = 0) -> np.ndarray:
-    """uint8 plots ``x`` under one named training view: ``clean``, ``resN`` (N m resolution)."""
+    """uint8 plots ``x`` under one named training view: ``clean``, ``rot90``, ``flip``, ``resN``
+    (N m resolution), ``blurS`` (Gaussian blur, sigma S pixels)."""
     from landuse.training.features import degrade_resolution
 
     if view == "clean":
@@ -71,7 +73,13 @@ def view_images(x: np.ndarray, view: str, seed: int = 0) -> np.ndarray:
         return np.ascontiguousarray(x[:, :, ::-1])
     if view.startswith("res"):
         return degrade_resolution(x, float(view[3:]))
-    raise InputError(f"unknown training view {view!r}; use clean, rot90, flip or resN")
+    if view.startswith("blur"):
+        from PIL import Image, ImageFilter
+
+        sigma = float(view[4:])
+        return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(i)).filter(ImageFilter.GaussianBlur(sigma)))
+                         for i in x])
+    raise InputError(f"unknown training view {view!r}; use clean, rot90, flip, resN or blurS")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -155,6 +163,7 @@ def landuse_meta(recipe: LinearRecipe, threshold: float | None, tags: Sequence[s
             "knn_threshold": threshold,
             "canopy_threshold": canopy_threshold,
             "canopy_green_min": CANOPY_GREEN_MIN,
+            "canopy_scale": recipe.canopy_scale,
             "quantile": recipe.unknown_quantile,
             "reference": FEATURES_FILE,
             "description": ("model statistics: " + "; or ".join(parts)
@@ -229,6 +238,7 @@ def adapt_model(
     base_meta = dict(base.landuse_meta)
     recorded: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)  # JSON from the model folder
                                 for k, v in base_meta.get("recipe", {}).items() if k in LinearRecipe.__dataclass_fields__}
+    recorded.setdefault("canopy_scale", base_meta.get("unknown", {}).get("canopy_scale", 1))  # older models: 1
     recipe = LinearRecipe(**recorded)
     ds = TagDataset.open(dataset_dir, min_per_tag=min_per_tag, ignore=("unknown", "skip"))
     base_tags = [str(t) for t in stored["tags"]]
@@ -270,7 +280,7 @@ def adapt_model(
     thr = knn_thr if recipe.knn_flag else None
     # tree canopy: the labels may show that canopy is one of the tags now (e.g. Forested)
     base_canopy = base_meta.get("unknown", {}).get("canopy_threshold")
-    canopy_new = canopy_evidence(x, CANOPY_GREEN_MIN)
+    canopy_new = canopy_evidence(x, CANOPY_GREEN_MIN, recipe.canopy_scale)
     canopy_thr = (max(float(base_canopy), float(canopy_new.max()) + 1e-3)
                   if base_canopy is not None else None)
     flagged = (oof > knn_thr) if recipe.knn_flag else np.zeros(len(oof), bool)
@@ -341,7 +351,7 @@ class FittedRecipe:
     def unknown_scores(self, x: np.ndarray, feats: np.ndarray | None = None) -> np.ndarray:
         """The exported model's unknown score of uint8 plots ``x`` (features ``feats`` for the kNN
         evidence): what ``OnnxClassifier.predict_unknown`` computes from ``landuse_model.json``."""
-        score = canopy_evidence(x, CANOPY_GREEN_MIN) / self.canopy_threshold
+        score = canopy_evidence(x, CANOPY_GREEN_MIN, self.recipe.canopy_scale) / self.canopy_threshold
         if self.knn is not None and feats is not None:
             score = np.maximum(score, self.knn.score(feats) / self.knn_threshold)
         return score.astype(np.float32)
@@ -358,7 +368,7 @@ def fit_recipe(x: np.ndarray, feats: dict[str, np.ndarray], y: np.ndarray, n_cla
     head = fit_head(fx, fy, n_classes, l2=recipe.l2)
     stored = [v for v in recipe.stored_views if v in feats]
     knn_thr, oof = calibrate_threshold(feats, y, recipe, stored)
-    canopy_thr = float(np.quantile(canopy_share(x), recipe.canopy_quantile))
+    canopy_thr = float(np.quantile(canopy_share(x, recipe.canopy_scale), recipe.canopy_quantile))
     knn = KnnScorer.fit(np.concatenate([feats[v] for v in stored]), k=recipe.knn_k) if recipe.knn_flag else None
     return FittedRecipe(head, canopy_thr, knn_thr, oof, knn, recipe)
 
