@@ -67,36 +67,64 @@ CANOPY_GREEN_MIN = 0.5  # canopy evidence counts only on plots mostly green (for
 
 
 def canopy_evidence(batch: np.ndarray, green_min: float = CANOPY_GREEN_MIN, scale: int = 1) -> np.ndarray:
-    """:func:`canopy_share` (texture read at ``scale`` metres a pixel) where more than ``green_min``
-    of the plot is green (at full resolution), else 0."""
-    a = batch.astype(np.int16)
-    green = ((2 * a[..., 1] - a[..., 0] - a[..., 2]) > 12).mean(axis=(1, 2))
-    return np.where(green > green_min, canopy_share(batch, scale), 0.0).astype(np.float32)
+    """:func:`canopy_share` where more than ``green_min`` of the plot is green, else 0 (both read
+    on the plot box-averaged by ``scale``)."""
+    return _canopy(box_down(batch, scale), green_min)
+
+
+def canopy_share(batch: np.ndarray, scale: int = 1) -> np.ndarray:
+    """Share of each uint8 RGB plot's pixels that are green (2G - R - B > 12) and textured
+    (brightness differs from its 4-neighbour mean by more than 3 grey levels), read on the plot
+    box-averaged by ``scale``: tree canopy reads so; fields, lawns and desert are smooth or not
+    green. At ``scale`` 4 (4 m pixels) tree crowns stay textured while 1 m crop rows smooth out.
+    float32 (N,)."""
+    return _canopy(box_down(batch, scale), None)
 
 
 def box_down(batch: np.ndarray, scale: int) -> np.ndarray:
     """uint8 (N, H, W, 3) plots box-averaged by ``scale`` (H, W cropped to a multiple of it)."""
     if scale <= 1:
         return batch
-    n, h, w, c = batch.shape
+    n, h, w = batch.shape[:3]
     h, w = h - h % scale, w - w % scale
-    a = batch[:, :h, :w].reshape(n, h // scale, scale, w // scale, scale, c).mean(axis=(2, 4))
+    a = batch[:, :h, :w, :3].reshape(n, h // scale, scale, w // scale, scale, 3).mean(axis=(2, 4), dtype=np.float32)
     return np.rint(a).astype(np.uint8)
 
 
-def canopy_share(batch: np.ndarray, scale: int = 1) -> np.ndarray:
-    """Share of each uint8 RGB plot's pixels that are green (2G - R - B > 12) and textured
-    (brightness differs from its 4-neighbour mean by more than 3 grey levels), read on the plot
-    box-averaged by ``scale`` (4: tree crowns stay textured, 1 m crop rows and lawns smooth out).
-    float32 (N,)."""
-    a = box_down(batch, scale).astype(np.int16)
-    r, g, b = a[..., 0], a[..., 1], a[..., 2]
-    v = r + g + b  # 3 x brightness
-    green = (2 * g - r - b)[:, 1:-1, 1:-1] > 12
-    lap = 4 * v[:, 1:-1, 1:-1] - v[:, :-2, 1:-1] - v[:, 2:, 1:-1] - v[:, 1:-1, :-2] - v[:, 1:-1, 2:]
-    tex = np.abs(lap) > 36  # |brightness - neighbour mean| > 3, in units of 12 x brightness
-    h, w = a.shape[1:3]
-    return ((green & tex).sum(axis=(1, 2)) / float(h * w)).astype(np.float32)
+def _canopy(batch: np.ndarray, green_min: float | None) -> np.ndarray:
+    """Both canopy measures in one pass: contiguous int16 band planes, in-place arithmetic, and
+    the texture only of plots more than ``green_min`` green (all plots where None). It runs on
+    every classified plot, so it is written for speed (3x the plain numpy expression, same values)."""
+    n, h, w = batch.shape[:3]
+    out = np.zeros(n, np.float32)
+    if n == 0 or h < 3 or w < 3:
+        return out
+    r, g, b = (batch[..., k].astype(np.int16) for k in range(3))
+    greenness = g + g
+    greenness -= r
+    greenness -= b
+    green = greenness > 12
+    if green_min is not None:
+        sel = np.flatnonzero(green.mean(axis=(1, 2)) > green_min)
+        if sel.size == 0:
+            return out
+        if sel.size < n:
+            r, g, b, green = r[sel], g[sel], b[sel], green[sel]
+    else:
+        sel = np.arange(n)
+    v = r
+    v += g
+    v += b  # 3 x brightness
+    lap = v[:, 1:-1, 1:-1] * 4
+    lap -= v[:, :-2, 1:-1]
+    lap -= v[:, 2:, 1:-1]
+    lap -= v[:, 1:-1, :-2]
+    lap -= v[:, 1:-1, 2:]
+    np.abs(lap, out=lap)
+    tex = lap > 36  # |brightness - neighbour mean| > 3, in units of 12 x brightness
+    tex &= green[:, 1:-1, 1:-1]
+    out[sel] = tex.sum(axis=(1, 2)) / float(h * w)
+    return out
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
