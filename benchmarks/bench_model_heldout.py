@@ -1,17 +1,17 @@
 """Held-out AerialSmall folds, synthetic shifts of them and leave-county-out, for the shipped recipe
 (and, with ``--previous``, the previous default's fine-tune recipe), side by side.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_model_heldout.py [--graph int8|fp32|PATH] [--previous] [--name N]
+    nice -n 10 .venv/bin/python benchmarks/bench_model_heldout.py [--graph shipped|fp32|PATH] [--previous] [--name N]
 
 Shipped recipe (``landuse.training.linear.fit_recipe``, the code path ``build_linear_model`` uses):
 for each of the 5 stratified folds (seed 0, as the recipe), the logistic-regression head AND the
 unknown thresholds (canopy-share quantile, kNN distance) are fitted on the other four folds only;
 the held-out fold is scored: accuracy (arg-max), share flagged unknown, share right and not
-flagged. Features come from the ``features`` output of ``--graph``: ``int8`` = the shipped
+flagged. Features come from the ``features`` output of ``--graph``: ``shipped`` = the shipped
 ``landuse/models/default/model.onnx`` (its trunk is frozen, the head does not change the features;
-its int8 activation ranges were calibrated on 64 of the 500 plots, the one thing not refitted per
-fold), ``fp32`` = the same stretch + trunk exported in fp32, or any model path with a ``features``
-output.
+for an int8 graph the activation ranges were calibrated on 64 of the 500 plots, the one thing not
+refitted per fold), ``fp32`` = the stretch + trunk exported in fp32, or any model path with a
+``features`` output.
 
 Synthetic shifts (colour, gamma, blur, 2 m, 5 m) are applied to every second plot (250, as in
 ``bench_recipes.py``) and scored by the head and thresholds of the fold that held it out.
@@ -68,7 +68,7 @@ def slug(name: str) -> str:
 
 def graph_path(kind: str) -> Path:
     """The ONNX graph whose ``features`` output the recipe is fitted on."""
-    if kind == "int8":
+    if kind in ("shipped", "int8"):  # int8: the name when the shipped model was int8
         return SHIPPED
     if kind == "fp32":
         from landuse import __version__
@@ -115,10 +115,10 @@ def score_block(probs: np.ndarray, flagged: np.ndarray, y: np.ndarray) -> dict[s
 
 def shipped_recipe(kind: str, x: np.ndarray, y: np.ndarray, tags: list[str], county: np.ndarray,
                    sub: np.ndarray, shifted: dict[str, np.ndarray], views: tuple[str, ...] = ("clean",),
-                   nd: bool = False) -> dict[str, Any]:
+                   nd: bool = False, l2: float | None = None) -> dict[str, Any]:
     from landuse.training.linear import view_images
 
-    recipe = LinearRecipe(views=views)
+    recipe = LinearRecipe(views=views) if l2 is None else LinearRecipe(views=views, l2=l2)
     path = graph_path(kind)
     F = graph_features(path, x, "as_clean")
     FV = {v: F if v == "clean" else graph_features(path, view_images(x, v), f"as_view_{slug(v)}") for v in views}
@@ -183,7 +183,7 @@ def shipped_recipe(kind: str, x: np.ndarray, y: np.ndarray, tags: list[str], cou
         out["nd_approx"] = nd_approx(path, full, tags)
         say(f"ND (head + flags outside the pipeline): {out['nd_approx']}")
     # the full-data fit reproduces the shipped model (same code path): compare with its own outputs
-    if kind == "int8" and views == ("clean",):
+    if kind in ("shipped", "int8") and views == ("clean",):
         from landuse.classify.base import load_classifier
 
         clf = load_classifier(str(SHIPPED.parent))
@@ -293,12 +293,13 @@ def previous_recipe(x: np.ndarray, y: np.ndarray, tags: list[str], county: np.nd
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--graph", default="int8", help="int8 (the shipped model), fp32, or an ONNX path with features")
+    ap.add_argument("--graph", default="shipped", help="shipped (landuse/models/default), fp32, or an ONNX path with features")
     ap.add_argument("--previous", action="store_true", help="also the previous default's recipe, per fold")
     ap.add_argument("--name", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--views", default="clean", help="training views of the head, e.g. clean,res2,blur1.5")
     ap.add_argument("--nd", action="store_true", help="also ND 2010 / 2018 outside the pipeline")
+    ap.add_argument("--l2", type=float, default=None, help="the head's L2 (default: the recipe's)")
     args = ap.parse_args()
     name = args.name or args.graph
     t0 = time.perf_counter()
@@ -313,7 +314,7 @@ def main() -> None:
                            "folds": "stratified_folds(y, 5, seed 0)", "shift_plots": "every second plot (250)",
                            "tags": tags}
     res["shipped_recipe"] = shipped_recipe(args.graph, x, y, tags, county, sub, shifted,
-                                           tuple(args.views.split(",")), args.nd)
+                                           tuple(args.views.split(",")), args.nd, args.l2)
     sr = res["shipped_recipe"]
     say(f"shipped recipe pooled: accuracy {sr['pooled']['accuracy']:.3f}, flagged {sr['pooled']['flagged']:.3f}; "
         f"LCO LA {sr['leave_county_out']['los_angeles_developed']['recall']:.3f} "

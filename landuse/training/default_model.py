@@ -3,9 +3,11 @@
     python -m landuse.training.default_model [--data DIR] [--out DIR]            # the linear recipe
     python -m landuse.training.default_model --recipe finetune [--skip-train] [--skip-lco]
 
-The default (``--recipe linear``, chosen by ``benchmarks/bench_recipes.py``): frozen ImageNet
-EfficientNet-Lite0, int8 trunk, a logistic-regression head on the pooled features of the clean
-plots and of copies degraded to 2-6 m, the unknown-flag statistics (``landuse.training.linear``).
+The default (``--recipe linear``, chosen by the proxies in the model card, not by CV): frozen
+ImageNet EfficientNet-Lite0 in fp32 with the per-plot 2-98 % stretch in the graph, a
+logistic-regression head on the pooled features of the clean plots, the unknown-flag statistics
+(``landuse.training.linear``). ``--int8`` quantises the trunk (``--fp32-stretch``,
+``--reduce-range``: the variants measured in ``benchmarks/results/model_heldout_*.json``).
 
 The earlier recipe (``--recipe finetune``), kept for comparison:
 
@@ -105,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-lco", action="store_true")
     ap.add_argument("--freeze-blocks", type=int, default=15,
                     help="leave-county-out only: MBConv blocks kept frozen (compare recipes)")
-    ap.add_argument("--fp32", action="store_true", help="linear recipe: export the fp32 graph (no int8)")
+    ap.add_argument("--int8", action="store_true",
+                    help="linear recipe: int8 trunk (the shipped default is fp32, see the model card)")
     ap.add_argument("--fp32-stretch", action="store_true",
-                    help="linear recipe: int8 trunk, the in-graph stretch kept fp32")
+                    help="linear recipe, with --int8: the in-graph stretch kept fp32")
+    ap.add_argument("--reduce-range", action="store_true", help="linear recipe, with --int8: 7-bit weights")
     ap.add_argument("--lco-out", default="default_model_lco.json",
                     help="leave-county-out result file name under benchmarks/results")
     args = ap.parse_args(argv)
@@ -123,9 +127,12 @@ def main(argv: list[str] | None = None) -> int:
 
         os.chdir(ROOT)
         data = Path(os.path.relpath(args.data.resolve(), ROOT))
-        rep = build_linear_model(data, args.out, overwrite=True, progress=say, int8=not args.fp32,
-                                 fp32_preprocessing=args.fp32_stretch,
-                                 command="python -m landuse.training.default_model --recipe linear")
+        cmd = " ".join(["python -m landuse.training.default_model --recipe linear",
+                        *(["--int8"] if args.int8 else []), *(["--fp32-stretch"] if args.fp32_stretch else []),
+                        *(["--reduce-range"] if args.reduce_range else [])])
+        rep = build_linear_model(data, args.out, overwrite=True, progress=say, int8=args.int8,
+                                 fp32_preprocessing=args.fp32_stretch, reduce_range=args.reduce_range,
+                                 command=cmd)
         say(f"exported the linear-recipe model to {args.out}: canopy threshold {rep['canopy_threshold']:.3g}, "
             f"{rep['heldout_flagged']:.1%} of held-out training plots flagged, {rep['seconds']} s")
         return 0

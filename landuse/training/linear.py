@@ -379,12 +379,13 @@ def build_linear_model(
     out_dir: str | Path,
     recipe: LinearRecipe | None = None,
     *,
-    int8: bool = True,
+    int8: bool = False,
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
     command: str | None = None,
     exclude: Callable[[str], bool] | None = None,
     fp32_preprocessing: bool = False,
+    reduce_range: bool = False,
 ) -> dict[str, Any]:
     """Fit the linear-head recipe on ``dataset_dir`` and export it (with its sidecars) to ``out_dir``.
 
@@ -420,7 +421,7 @@ def build_linear_model(
         graph = fp32
         if int8:
             graph = quantize_int8(fp32, work / "int8.onnx", calibration_set(x, 64, recipe.seed),
-                                  fp32_preprocessing=fp32_preprocessing)
+                                  fp32_preprocessing=fp32_preprocessing, reduce_range=reduce_range)
         feats = {v: _graph_features(graph, view_images(x, v, recipe.seed)) for v in recipe.views}
         say(f"features of {len(x)} plots x {len(recipe.views)} views ({time.perf_counter() - t0:.0f} s)")
         fitted = fit_recipe(x, feats, y, len(tags), recipe)
@@ -447,7 +448,8 @@ def build_linear_model(
             "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-57934424.pth), frozen",
             "head": f"multinomial logistic regression on the 1280 pooled features, L2 {recipe.l2:g}",
             "preprocessing": "RGB 0-255 in, (x - 127) / 128 inside the graph, stretch to 224x224, no crop",
-            "precision": ("int8" + (" (stretch fp32)" if fp32_preprocessing else "")) if int8 else "fp32",
+            "precision": ("int8" + (" (stretch fp32)" if fp32_preprocessing else "")
+                          + (" (7-bit weights)" if reduce_range else "")) if int8 else "fp32",
             "recipe": {k: v for k, v in asdict(recipe).items() if k != "extra"},
             "gsd_m": recipe.gsd_m,
             "unknown": meta["unknown"],

@@ -45,11 +45,14 @@ def quantize_int8(
     input_name: str = "data",
     batch: int = 16,
     fp32_preprocessing: bool = False,
+    reduce_range: bool = False,
 ) -> Path:
     """Write a QDQ int8 copy of ``fp32_path`` to ``out_path``, calibrated on ``calibration``.
 
     ``calibration`` is float32 ``[N,3,H,W]`` already in the model's input scale (RGB 0-255).
     ``fp32_preprocessing``: keep every op before the stem convolution (the per-plot stretch) fp32.
+    ``reduce_range``: 7-bit weights, so AVX2 CPUs without VNNI compute what VNNI CPUs compute (the
+    U8S8 products of 8-bit weights saturate int16 on AVX2).
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -85,6 +88,7 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=_excluded_nodes(pre, fp32_preprocessing),
+            reduce_range=reduce_range,
         )
     finally:
         if pre.exists():
