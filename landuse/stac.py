@@ -105,13 +105,12 @@ class StacSource:
         asset: str | None = None,
     ) -> StacSource:
         """A source from plain values (a query may be JSON text, collections one name)."""
-        if isinstance(query, str):
-            from landuse.fileio import parse_json
+        from landuse.fileio import parse_json
 
-            query = parse_json(query, f"`query` {query!r}", "give an object of property -> condition, e.g. "
-                               "'{\"naip:state\": {\"eq\": \"nd\"}}'")
+        q: dict[str, Any] | None = parse_json(query, f"`query` {query!r}", "give an object of property -> condition, "
+                                              "e.g. '{\"naip:state\": {\"eq\": \"nd\"}}'") if isinstance(query, str) else query
         cols = (collections,) if isinstance(collections, str) else tuple(collections or ())
-        return cls(str(url), cols, None if datetime is None else str(datetime), query, filter, asset)
+        return cls(str(url), cols, None if datetime is None else str(datetime), q, filter, asset)
 
     @property
     def is_api(self) -> bool:

@@ -15,9 +15,7 @@ CLI = Path(__file__).resolve().parents[1] / "landuse" / "cli"
 ALLOWED = ("landuse.api", "landuse.api.workflows", "landuse.cli", "landuse.defaults", "landuse.errors", "landuse")
 RENDERED = {"landuse.training.evaluate", "landuse.label.selection", "landuse.assess.sample", "landuse.serve",
             "landuse.samples", "landuse.label", "landuse.report.change_outputs",
-            "landuse.report.predictions",
-            # not yet ported to API calls (arrived with the STAC / AOI-filter work): aoi_of, the search command
-            "landuse.grid", "landuse.stac", "landuse.store", "landuse.training.linear"}
+            "landuse.report.predictions"}
 
 
 @pytest.mark.parametrize("path", sorted(CLI.glob("*.py")), ids=lambda p: p.name)
