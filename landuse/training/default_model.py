@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-lco", action="store_true")
     ap.add_argument("--freeze-blocks", type=int, default=15,
                     help="leave-county-out only: MBConv blocks kept frozen (compare recipes)")
+    ap.add_argument("--int8-reduce-range", action="store_true",
+                    help="linear recipe: 7-bit int8 weights (the same features on AVX2 and VNNI CPUs; "
+                         "benchmarks/bench_int8_cpu.py)")
     ap.add_argument("--lco-out", default="default_model_lco.json",
                     help="leave-county-out result file name under benchmarks/results")
     args = ap.parse_args(argv)
@@ -116,12 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.recipe == "linear":
         import os
 
-        from landuse.training.linear import build_linear_model
+        from landuse.training.linear import LinearRecipe, build_linear_model
 
+        out = args.out.resolve()
         os.chdir(ROOT)
         data = Path(os.path.relpath(args.data.resolve(), ROOT))
-        rep = build_linear_model(data, args.out, overwrite=True, progress=say,
-                                 command="python -m landuse.training.default_model --recipe linear")
+        command = "python -m landuse.training.default_model --recipe linear" + (
+            " --int8-reduce-range" if args.int8_reduce_range else "")
+        rep = build_linear_model(data, out, LinearRecipe(int8_reduce_range=args.int8_reduce_range),
+                                 overwrite=True, progress=say, command=command)
         say(f"exported the linear-recipe model to {args.out}: canopy threshold {rep['canopy_threshold']:.3g}, "
             f"{rep['heldout_flagged']:.1%} of held-out training plots flagged, {rep['seconds']} s")
         return 0

@@ -56,6 +56,7 @@ class LinearRecipe:
     stored_views: tuple[str, ...] = ("clean",)  # kept in features.npz
     knn_flag: bool = False  # measured: the kNN distance says "another county" (bench_recipes.py)
     canopy_quantile: float = 0.98
+    int8_reduce_range: bool = False  # 7-bit weights: the same features on AVX2 and VNNI CPUs (bench_int8_cpu.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -370,7 +371,8 @@ def build_linear_model(
                                    np.zeros(len(tags), np.float32), "landuse-default", __version__)
         graph = fp32
         if int8:
-            graph = quantize_int8(fp32, work / "int8.onnx", calibration_set(x, 64, recipe.seed))
+            graph = quantize_int8(fp32, work / "int8.onnx", calibration_set(x, 64, recipe.seed),
+                                  reduce_range=recipe.int8_reduce_range)
         feats = {v: _graph_features(graph, view_images(x, v, recipe.seed)) for v in recipe.views}
         say(f"features of {len(x)} plots x {len(recipe.views)} views ({time.perf_counter() - t0:.0f} s)")
         fx = np.concatenate([feats[v] for v in recipe.views])
