@@ -56,7 +56,9 @@ class LinearRecipe:
     stored_views: tuple[str, ...] = ("clean",)  # kept in features.npz
     knn_flag: bool = False  # measured: the kNN distance says "another county" (bench_recipes.py)
     canopy_quantile: float = 0.98
-    int8_reduce_range: bool = False  # 7-bit weights: the same features on AVX2 and VNNI CPUs (bench_int8_cpu.py)
+    # 7-bit int8 weights: 8-bit ones saturate onnxruntime's U8S8 kernels on x86 CPUs without VNNI,
+    # so features (and labels) depended on the user's CPU (benchmarks/bench_int8_cpu.py)
+    int8_reduce_range: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -230,6 +232,7 @@ def adapt_model(
     base_meta = dict(base.landuse_meta)
     recorded: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)  # JSON from the model folder
                                 for k, v in base_meta.get("recipe", {}).items() if k in LinearRecipe.__dataclass_fields__}
+    recorded.setdefault("int8_reduce_range", False)  # models recorded before the field were 8-bit
     recipe = LinearRecipe(**recorded)
     ds = TagDataset.open(dataset_dir, min_per_tag=min_per_tag, ignore=("unknown", "skip"))
     base_tags = [str(t) for t in stored["tags"]]
