@@ -134,30 +134,7 @@ for _name in _CALLABLE_MODULES:  # already imported (e.g. by a test) before the 
         setattr(sys.modules[__name__], _name, _mod)
 
 if TYPE_CHECKING:  # what type checkers see: the functions and types themselves
-    from landuse.api.jobs import (  # noqa: F401
-        change,
-        change_series,
-        classify,
-        classify_plan,
-        dataset,
-        evaluate,
-        grid,
-        parity,
-        predict,
-        report,
-        review,
-        tile,
-        train,
-    )
-    from landuse.api.options import (  # noqa: F401
-        ChangeOptions,
-        ClassifyOptions,
-        CustomVisionOptions,
-        CVTrainOptions,
-        ReportOptions,
-        TrainOptions,
-    )
-    from landuse.api.workflows import WorkflowResult, run  # noqa: F401
+    from landuse.api import *  # noqa: F403  (the jobs, their options, run and WorkflowResult)
     from landuse.assess import (  # noqa: F401
         Assessment,
         IntensityAnalysis,
@@ -167,21 +144,11 @@ if TYPE_CHECKING:  # what type checkers see: the functions and types themselves
         assess_estimate,
         intensity_analysis,
     )
-    from landuse.grid import PlotGrid  # noqa: F401
+    from landuse.grid import PlotGrid, aoi_of  # noqa: F401
     from landuse.label import LabelResult, label  # noqa: F401
     from landuse.report.webmap import ReportResult  # noqa: F401
-    from landuse.results import (  # noqa: F401
-        Change,
-        ChangeSummary,
-        GridResult,
-        LabelledDataset,
-        ParityReport,
-        Prediction,
-        Predictions,
-        Run,
-        RunSummary,
-        TrainedModel,
-    )
+    from landuse.results import *  # noqa: F403  (Run, Change, ... : landuse.results.__all__)
+    from landuse.stac import StacSelection, StacSource, search  # noqa: F401
     from landuse.tiler import TileResult  # noqa: F401
     from landuse.training.evaluate import Evaluation  # noqa: F401
     from landuse.training.review import ReviewResult  # noqa: F401

@@ -4,31 +4,55 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from landuse import defaults
-from landuse.errors import InputError
+from landuse.errors import InputError, OutputExistsError
 from landuse.results import Disagreement, ParityReport
 
 
-def sample_agreement(
-    imagery: Sequence[str],
+def parity(
+    imagery: Sequence[str | Path],
     *,
-    model: str = defaults.MODEL,
+    model: str | Path = defaults.MODEL,
     endpoint: str | None = None,
     project_id: str | None = None,
     published_name: str | None = None,
-    config: str | None = None,
+    config: str | Path | None = None,
     sample: int = 50,
     seed: int = 0,
     min_valid: float = defaults.MIN_VALID,
     bands: Sequence[int] | str | None = None,
-    tier: str | None = None,
+    tier: Literal["F0", "S0"] | None = None,
     tps: float | None = None,
+    json_out: str | Path | None = None,
+    overwrite: bool = False,
 ) -> ParityReport:
-    """Classify ``sample`` random plots of ``imagery`` (valid fraction >= ``min_valid``) with
-    ``model`` and through the endpoint; the endpoint's tags are checked before any plot is sent."""
+    """Classify a random sample of the imagery's plots (valid fraction >= ``min_valid``) with
+    ``model`` locally and through the Custom Vision endpoint: label agreement, probability
+    differences and the disagreeing plots (``json_out``: also written there). The endpoint's tags
+    are checked before any plot is sent. ``landuse.parity`` is this function."""
+    if json_out is not None and Path(json_out).exists() and not overwrite:
+        raise OutputExistsError(f"{json_out} exists; pass `overwrite=True` to replace it")
+    rep = _agreement([str(p) for p in imagery], str(model), endpoint, project_id, published_name,
+                     None if config is None else str(config), sample, seed, min_valid, bands, tier, tps)
+    if json_out is None:
+        return rep
+    from landuse.report.files import write_json
+
+    path = Path(json_out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, rep.to_dict())
+    return replace(rep, path=path)
+
+
+def _agreement(imagery: list[str], model: str, endpoint: str | None, project_id: str | None,
+               published_name: str | None, config: str | None, sample: int, seed: int, min_valid: float,
+               bands: Sequence[int] | str | None, tier: str | None, tps: float | None) -> ParityReport:
     from landuse.classify.base import decide, load_classifier
     from landuse.classify.customvision import load_customvision
     from landuse.grid import PlotGrid

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landuse import defaults
+from landuse import defaults, status
 from landuse.errors import InputError, RunStoreError
 from landuse.grid import PlotGrid
 from landuse.store import read_finished_run
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 STATUS_CODES = {"unchanged": 0, "changed": 1, "uncertain": 2, "unknown": 3}
 UNKNOWN_CLASS = -2  # from_cls / to_cls of the period where a plot is unknown
-UNKNOWN = "unknown"
+UNKNOWN = status.UNKNOWN  # a run plot's status (landuse.status)
 NOT_COMPARED = -1
 DEFAULT_MIN_CONFIDENCE = defaults.MIN_CONFIDENCE
 DEFAULT_HOTSPOT_BLOCK = defaults.HOTSPOT_BLOCK
@@ -111,7 +111,7 @@ def load_run(path: str | Path) -> Run:
         extra = ["status"] if "status" in names else []
         table = pq.read_table(path / "plots.parquet", columns=["row", "col", "class_index", "valid_fraction", *prob_cols, *extra])
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types
-        raise RunStoreError(f"cannot read {path / 'plots.parquet'} ({exc}); rerun the classification with --overwrite") from None
+        raise RunStoreError(f"cannot read {path / 'plots.parquet'} ({exc}); rerun the classification with `overwrite=True`") from None
     rows = table.column("row").to_numpy().astype(np.int64)
     cols = table.column("col").to_numpy().astype(np.int64)
     if rows.size and (rows.min() < 0 or cols.min() < 0 or rows.max() >= grid.height or cols.max() >= grid.width):
@@ -214,13 +214,13 @@ def check_order(run_a: Run, run_b: Run, allow_reverse: bool = False) -> str | No
         raise InputError(
             f"runs {run_a.path} and {run_b.path} are both of period {run_a.period!r}"
             + ("" if same else f" / {run_b.period!r}")
-            + "; compare runs of two periods (classify with --period YEAR), not the same one twice"
+            + "; compare runs of two periods (classify with `period` YEAR), not the same one twice"
         )
     if ya is not None and yb is not None:
         if yb < ya and not allow_reverse:
             raise InputError(
                 f"run B {run_b.path} (period {run_b.period}) is earlier than run A {run_a.path} (period {run_a.period}); "
-                f"give the earlier run first (`landuse change {run_b.path} {run_a.path}`) or pass --allow-reverse "
+                f"give the earlier run first (`landuse change {run_b.path} {run_a.path}`) or pass `allow_reverse=True` "
                 "(allow_reverse=True) for a deliberate backwards comparison"
             )
         return None
@@ -336,7 +336,7 @@ def annual_rates(area_a: float, area_b: float, years: float | None) -> dict:
 def hotspots(comp: Comparison, block: int = DEFAULT_HOTSPOT_BLOCK, developed_tag: str = DEVELOPED) -> list[dict]:
     """Newly Developed plots counted on a block grid of ``block`` x ``block`` plots, busiest first."""
     if block < 1:
-        raise InputError(f"--hotspot-block must be at least 1 plot, got {block}")
+        raise InputError(f"`hotspot_block` must be at least 1 plot, got {block}")
     dev = comp.developed_index(developed_tag)
     if dev is None:
         return []

@@ -3,6 +3,12 @@
 Every user-facing failure is a :class:`LanduseError` whose message is one line that names the
 file or value at fault and the fix. The CLI prints it without a traceback and exits 1.
 
+Messages name the library's parameters, never the CLI's flags: a parameter in backticks
+("pass `overwrite=True` or choose another `out`"; "`export=False`"), or the error's ``param``
+spelt bare at its first mention ("min_valid 0 is outside (0, 1]"). The CLI prints each as its
+flag ("pass --overwrite or choose another --out"; "--no-export"; "--min-valid 0 is outside
+(0, 1]"): :func:`landuse.cli.options.cli_message`.
+
 As rasterio's errors do, the subclasses also derive from the matching builtin, so API users can
 write ``except ValueError`` (a bad value: :class:`InputError`, :class:`WorkflowError`,
 :class:`DatasetError`) or ``except OSError`` (files: :class:`OutputExistsError` is a
@@ -64,7 +70,7 @@ class EndpointError(LanduseError):
 
 
 class OutputExistsError(LanduseError, FileExistsError):
-    """An output exists and --overwrite was not given."""
+    """An output exists and ``overwrite=True`` was not given."""
 
 
 class OutputWriteError(LanduseError, OSError):
@@ -128,7 +134,7 @@ def write_error(path: str | Path, exc: BaseException, then: str = "") -> Landuse
     once fixed, e.g. rerun to resume)."""
     problem = write_problem(exc, path) or f"{type(exc).__name__}: {exc}"
     fix = {
-        "no space left on the device": "free some space or choose another --out",
-        "disk quota exceeded": "free some space or choose another --out",
-    }.get(problem, "choose a writable --out")
+        "no space left on the device": "free some space or choose another `out`",
+        "disk quota exceeded": "free some space or choose another `out`",
+    }.get(problem, "choose a writable `out`")
     return OutputWriteError(f"cannot write {path}: {problem}; {fix}{'; ' + then if then else ''}")

@@ -26,7 +26,9 @@ __all__ = [
     "write_json",
     "swap_in_dir",
     "staged_dir",
+    "read_text",
     "read_json",
+    "parse_json",
     "safe_name",
 ]
 
@@ -91,6 +93,28 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
         raise
 
 
+def read_text(path: str | Path, what: str, error: type[LanduseError] = InputError) -> str:
+    """The text of ``path`` (a ``what``: "grid file", "workflow" ...); an unreadable file raises
+    ``error`` naming it."""
+    path = Path(path)
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror}; check the path") from None
+
+
+def parse_json(text: str, what: str, fix: str, error: type[LanduseError] = InputError, kind: type = dict) -> Any:
+    """``text`` as JSON of type ``kind`` (an object unless said otherwise); invalid JSON or another
+    type raises ``error`` naming ``what`` and ``fix`` (what to do about it)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{what} is not valid JSON ({exc}); {fix}") from None
+    if not isinstance(data, kind):
+        raise error(f"{what} is not a JSON {'object' if kind is dict else kind.__name__}; {fix}")
+    return data
+
+
 def read_json(
     path: str | Path,
     fix: str,
@@ -104,10 +128,7 @@ def read_json(
         text = path.read_text()
     except OSError:
         raise error(f"{path} {missing}; {fix}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise error(f"{path} is not valid JSON ({exc}); {fix}") from None
+    return parse_json(text, str(path), fix, error, kind=object)
 
 
 def safe_name(text: str, replacement: str = "_", keep: str = "-_.", empty: str = "") -> str:

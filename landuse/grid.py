@@ -77,7 +77,7 @@ def linear_unit_factor(crs: CRS) -> float:
     axis = pcrs.axis_info[0] if pcrs.axis_info else None
     factor = getattr(axis, "unit_conversion_factor", None) if axis else None
     if not factor:
-        raise GridError(f"cannot tell the linear unit of CRS {crs_label(crs)}; use a metric projected CRS (--crs EPSG:XXXXX)")
+        raise GridError(f"cannot tell the linear unit of CRS {crs_label(crs)}; use a metric projected CRS (`crs` EPSG:XXXXX)")
     return float(factor)
 
 
@@ -130,7 +130,7 @@ def _check_projected(crs: CRS) -> None:
     if crs.is_geographic or not crs.is_projected:
         raise GridError(
             f"plot grids need a projected CRS, got {crs_label(crs)} (degrees); "
-            "omit --crs to use the UTM zone of the area's centre"
+            "omit `crs` to use the UTM zone of the area's centre"
         )
 
 
@@ -177,7 +177,7 @@ class PlotGrid:
         if (c1 - c0) * (r1 - r0) > MAX_PLOTS:
             raise GridError(
                 f"bounds {tuple(round(v) for v in bounds)} in {crs_label(crs)} make {(c1 - c0) * (r1 - r0):,} plots "
-                f"(limit {MAX_PLOTS:,}); restrict the area with --aoi or check the rasters' CRS"
+                f"(limit {MAX_PLOTS:,}); restrict the area with `aoi` or check the rasters' CRS"
             )
         transform = Affine(size, 0.0, c0 * size, 0.0, -size, -r0 * size)
         return cls(crs, transform, max(c1 - c0, 1), max(r1 - r0, 1), float(plot_size_m))
@@ -236,12 +236,12 @@ class PlotGrid:
                 if not np.isfinite(lo).all():
                     raise GridError(
                         "a footprint has no finite longitude/latitude bounds (e.g. a full-disk or "
-                        "non-Earth projection); crop the imagery or pass --crs with a projected CRS"
+                        "non-Earth projection); crop the imagery or pass `crs` with a projected CRS"
                     )
                 if lo[:, 2].max() - lo[:, 0].min() > MAX_AUTO_UTM_SPAN_DEG:
                     raise GridError(
                         f"the imagery spans {lo[:, 2].max() - lo[:, 0].min():.1f} degrees of longitude, too wide "
-                        "for one UTM plot grid; split it by UTM zone or pass --crs with a suitable projected CRS"
+                        "for one UTM plot grid; split it by UTM zone or pass `crs` with a suitable projected CRS"
                     )
                 lon = (lo[:, 0].min() + lo[:, 2].max()) / 2
                 lat = (lo[:, 1].min() + lo[:, 3].max()) / 2
@@ -255,7 +255,7 @@ class PlotGrid:
                 raise GridError(f"cannot reproject a footprint from {crs_label(c)} to {crs_label(target)}: {exc}") from None
         arr = np.array(boxes, dtype=float)
         if not np.isfinite(arr).all():
-            raise GridError(f"a footprint does not reproject to {crs_label(target)} (outside its area of use); pass --crs")
+            raise GridError(f"a footprint does not reproject to {crs_label(target)} (outside its area of use); pass `crs`")
         bounds = (arr[:, 0].min(), arr[:, 1].min(), arr[:, 2].max(), arr[:, 3].max())
         return cls.from_bounds(bounds, target, plot_size_m)
 
@@ -304,7 +304,7 @@ class PlotGrid:
         if self != other:
             raise GridMismatchError(
                 f"{what} are on different plot grids ({self.describe()} vs {other.describe()}); "
-                "rerun both on one grid with --grid grid.json"
+                "rerun both on one grid with `grid` grid.json"
             )
 
     # -- geometry ------------------------------------------------------------------------------
@@ -468,7 +468,7 @@ class PlotGrid:
         """Chunks of about ``plots`` plots each: bands of whole rows when a row is short enough,
         else row segments of ``plots`` columns."""
         if plots < 1:
-            raise GridError(f"--chunk-plots must be at least 1, got {plots}")
+            raise GridError(f"`chunk_plots` must be at least 1, got {plots}")
         if plots >= self.width:
             return self.chunks(rows=max(1, plots // self.width))
         # square-ish blocks keep reads local in both directions
@@ -556,11 +556,10 @@ class PlotGrid:
 
     @classmethod
     def load(cls, path: str | Path) -> PlotGrid:
+        from landuse.fileio import read_text
+
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise GridError(f"cannot read grid file {path}: {exc.strerror}; check the path") from None
+        text = read_text(path, "grid file", GridError)
         try:
             return cls.from_json(text)
         except GridError as exc:
@@ -590,7 +589,7 @@ def aoi_of(path: str | Path | None, where: str | None = None) -> AoiFile | Path 
     """The AOI argument for ``path`` and an optional attribute filter."""
     if path is None:
         if where:
-            raise AOIError(f"--aoi-where {where!r} needs --aoi (the file to pick features from)")
+            raise AOIError(f"`aoi_where` {where!r} needs `aoi` (the file to pick features from)")
         return None
     return AoiFile(Path(path), where.strip()) if where and where.strip() else Path(path)
 
@@ -617,10 +616,10 @@ def read_aoi(aoi: AoiLike) -> tuple[Any, CRS]:
         gdf = gpd.read_file(path, where=where) if where else gpd.read_file(path)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises many types
         if where:
-            raise AOIError(f"--aoi-where {where!r} cannot filter {path} ({exc}); fields: {_aoi_fields(path)}") from None
+            raise AOIError(f"`aoi_where` {where!r} cannot filter {path} ({exc}); fields: {_aoi_fields(path)}") from None
         raise AOIError(f"cannot read AOI {path} ({exc}); give a GeoJSON, GeoPackage or Shapefile") from None
     if gdf.empty and where:
-        raise AOIError(f"no feature of {path} matches --aoi-where {where!r}; check the value (fields: {_aoi_fields(path)})")
+        raise AOIError(f"no feature of {path} matches `aoi_where` {where!r}; check the value (fields: {_aoi_fields(path)})")
     if gdf.empty:
         raise AOIError(f"AOI {path} has no features; give a file with at least one polygon")
     if gdf.crs is None:

@@ -51,7 +51,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from affine import Affine
@@ -445,7 +445,7 @@ def _inspect_source(path: str, bands: tuple[int, int, int] | None, sign: Any) ->
         layout = ", ".join(ci.name for ci in interp)
         raise RasterError(
             f"{name} has {ds.count} band(s) ({layout}), not an RGB / RGBN layout; "
-            "say which bands are R,G,B with --bands (e.g. --bands 1,1,1 for grey) or leave it out"
+            "say which bands are R,G,B with `bands` (e.g. `bands` 1,1,1 for grey) or leave it out"
         )
     alpha = next((i + 1 for i, ci in enumerate(interp) if ci == ColorInterp.alpha and i + 1 not in rgb), None)
     flags = ds.mask_flag_enums
@@ -483,7 +483,7 @@ def _user_stretch(stretch: Any) -> dict:
         try:
             stretch = [float(v) for v in stretch.split(",")]
         except ValueError:
-            raise InputError(f"stretch {stretch!r} is not 'auto' or LOW,HIGH; e.g. --stretch 0,3000") from None
+            raise InputError(f"stretch {stretch!r} is not 'auto' or LOW,HIGH; e.g. `stretch` 0,3000") from None
     try:
         arr = np.asarray(stretch, dtype=float)
     except (TypeError, ValueError):
@@ -494,7 +494,7 @@ def _user_stretch(stretch: Any) -> dict:
         arr = arr.reshape(3, 2)
     if arr.shape != (3, 2) or not np.isfinite(arr).all() or (arr[:, 1] <= arr[:, 0]).any():
         raise InputError(
-            f"stretch {stretch!r} must be LOW,HIGH with low < high, or three such pairs (R,G,B); e.g. --stretch 0,3000"
+            f"stretch {stretch!r} must be LOW,HIGH with low < high, or three such pairs (R,G,B); e.g. `stretch` 0,3000"
         )
     return {"method": "user", "low": arr[:, 0].tolist(), "high": arr[:, 1].tolist()}
 
@@ -636,6 +636,35 @@ class _Target:
 # -- the scene --------------------------------------------------------------------------------
 
 
+class SceneLike(Protocol):
+    """What the pipeline needs of one period's imagery (:class:`Scene` is one; so is any class
+    with these methods, e.g. a synthetic scene in tests). A worker reopens it from its
+    :meth:`spec` with its class's :meth:`from_spec`."""
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> SceneLike: ...
+
+    def spec(self) -> dict[str, Any]:
+        """Small, JSON-able description the scene is rebuilt from."""
+        ...
+
+    def provenance(self) -> dict[str, Any]:
+        """The manifest's record of the imagery (``inputs``, bands, stretch ...)."""
+        ...
+
+    def footprints(self) -> list[tuple[CRS, tuple[float, float, float, float]]]:
+        """(CRS, bounds) of every source, for :meth:`PlotGrid.from_footprints`."""
+        ...
+
+    def coverage(self, grid: PlotGrid) -> np.ndarray:
+        """float32 (height, width): valid fraction per plot of ``grid``, estimated cheaply."""
+        ...
+
+    def read_chunk(self, grid: PlotGrid, chunk: Chunk, pixels: int = 224) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (n, pixels, pixels, 3) pixels and float32 (n,) valid fractions of the chunk's plots."""
+        ...
+
+
 class Scene:
     """One period's imagery: a list of source rasters read as one mosaic."""
 
@@ -693,7 +722,7 @@ class Scene:
             else:
                 raise RasterError(
                     f"{files[0].name} holds {dtype} values; say how to map them to 0..255 with "
-                    "--stretch auto (2-98 percentiles) or --stretch LOW,HIGH"
+                    "`stretch` auto (2-98 percentiles) or `stretch` LOW,HIGH"
                 )
         elif isinstance(stretch, str) and stretch.lower() in ("auto", "percentile"):
             resolved = compute_stretch(files)
@@ -795,7 +824,7 @@ class Scene:
             names = ", ".join(f.name for f in self._files[:3]) + (" ..." if len(self._files) > 3 else "")
             raise RasterError(
                 f"the imagery ({names}) does not overlap {grid.describe()}; "
-                "check the grid file, --crs or that the rasters cover the area"
+                "check the grid file, `crs` or that the rasters cover the area"
             )
         return idx
 

@@ -41,12 +41,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from landuse import defaults
+from landuse import status as st
 from landuse.classify.base import decide, load_classifier, resolve_model_spec, sha256_file
 from landuse.classify.unknown import (
     UNKNOWN_LABEL,
@@ -67,6 +68,9 @@ from landuse.store import (
     writing,
 )
 
+if TYPE_CHECKING:
+    from landuse.imagery import SceneLike
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_PLOTS = defaults.CHUNK_PLOTS
@@ -81,10 +85,11 @@ READ_PLOTS = 32
 # In-process stream: one more reader thread when reading a plot takes longer than this share of
 # the time the inference threads take to classify it (per reader).
 READER_SHARE = 0.8
-STATUSES = ("classified", "partial", "nodata", "outside_aoi", "uncertain", "unknown")
-REASON_NO_COVERAGE = "no imagery covers the plot"
-REASON_NO_VALID = "no valid pixel in the imagery"
-REASON_OUTSIDE_AOI = "plot centre outside the AOI"
+# the statuses and reasons of plots (and the min_valid gate's words) are landuse.status's
+STATUSES = st.STATUSES
+REASON_NO_COVERAGE = st.REASON_NO_COVERAGE
+REASON_NO_VALID = st.REASON_NO_VALID
+REASON_OUTSIDE_AOI = st.REASON_OUTSIDE_AOI
 # GDAL block cache per process unless GDAL_CACHEMAX is set: enough for a few 512-px block rows of
 # a county-wide raster (tasks read strips in row-major order), instead of GDAL's 5 % of RAM,
 # which a long run fills (1.2 GB on a 24 GB machine) and which then dominates the peak RSS.
@@ -99,10 +104,10 @@ class SceneRef:
     """How a worker reopens the scene: ``opener(spec)`` (default ``Scene.from_spec``)."""
 
     spec: dict[str, Any]
-    opener: Callable[[dict[str, Any]], Any] | None = None
+    opener: Callable[[dict[str, Any]], SceneLike] | None = None
 
     @classmethod
-    def of(cls, scene: Any) -> SceneRef:
+    def of(cls, scene: SceneLike) -> SceneRef:
         """The reference of an open scene (its class's ``from_spec`` reopens it)."""
         return cls(scene.spec(), type(scene).from_spec)
 
@@ -111,7 +116,7 @@ class SceneRef:
         name = f"{opener.__module__}.{opener.__qualname__}" if opener is not None else "Scene.from_spec"
         return name + json.dumps(self.spec, sort_keys=True, default=str)
 
-    def open(self) -> Any:
+    def open(self) -> SceneLike:
         if self.opener is not None:
             return self.opener(self.spec)
         from landuse.imagery import Scene
@@ -204,7 +209,7 @@ def cached_model(ref: ModelRef) -> Any:
     return _cached("models", ref.key(), ref.load)
 
 
-def cached_scene(ref: SceneRef) -> Any:
+def cached_scene(ref: SceneRef) -> SceneLike:
     """The scene of ``ref``, opened once per worker thread."""
     return _cached("scenes", ref.key(), ref.open)
 
@@ -262,13 +267,13 @@ def new_columns(task: ChunkTask) -> tuple[dict[str, np.ndarray], np.ndarray]:
         "probs": np.full((n, task.n_labels), np.nan, dtype=np.float32),
         "unknown_score": np.full(n, np.nan, dtype=np.float32),
         "valid_fraction": np.zeros(n, dtype=np.float32),
-        "status": np.full(n, "nodata", dtype=object),
+        "status": np.full(n, st.NODATA, dtype=object),
         "reason": np.full(n, REASON_NO_COVERAGE, dtype=object),
     }
     want = np.ones((ch.height, ch.width), dtype=bool)
     if task.aoi is not None:
         outside = ~task.aoi.ravel()
-        columns["status"][outside] = "outside_aoi"
+        columns["status"][outside] = st.OUTSIDE_AOI
         columns["reason"][outside] = REASON_OUTSIDE_AOI
         columns["valid_fraction"][outside] = np.nan
         want &= task.aoi
@@ -331,8 +336,8 @@ def read_segment(task: ChunkTask, columns: dict[str, np.ndarray], want: np.ndarr
     valid[sel] = f
     reason[sel[f <= 0]] = REASON_NO_VALID
     part = sel[(f > 0) & (f < task.min_valid)]
-    status[part] = "partial"
-    reason[part] = f"valid fraction below min-valid {task.min_valid:g}"
+    status[part] = st.PARTIAL
+    reason[part] = st.reason_partial(task.min_valid)
     ok = np.flatnonzero(seg)[f >= task.min_valid]
     water = None
     if task.nir is not None and task.flag_unknown and ok.size:
@@ -363,7 +368,7 @@ def classify_batch(task: ChunkTask, columns: dict[str, np.ndarray], strip: ReadS
     columns["unknown_score"][dest] = score
     win = decide(out, task.multilabel, task.threshold)
     columns["class_index"][dest] = win
-    columns["status"][dest] = np.where(win >= 0, "classified", "uncertain")
+    columns["status"][dest] = np.where(win >= 0, st.CLASSIFIED, st.UNCERTAIN)
     columns["reason"][dest] = np.where(win >= 0, None, f"no tag probability >= {task.threshold:g}")  # type: ignore[call-overload]  # numpy stubs reject a None scalar
     if task.flag_unknown:
         umethod = method_of(model)
@@ -394,7 +399,7 @@ def process_segment(task: ChunkTask, columns: dict[str, np.ndarray], want: np.nd
 
 def finish_columns(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Classified plots have no reason."""
-    columns["reason"][columns["status"] == "classified"] = None
+    columns["reason"][columns["status"] == st.CLASSIFIED] = None
     return columns
 
 
@@ -426,7 +431,7 @@ def _water_shares(task: ChunkTask, grid: PlotGrid, sub: Chunk, pixels: np.ndarra
     return water_share(g, nir[ok_local][..., 0])
 
 
-def nir_ref(scene: Any) -> SceneRef | None:
+def nir_ref(scene: SceneLike) -> SceneRef | None:
     """The NIR band of a NAIP-like scene (uint8, >= 4 bands, RGB = 1,2,3) as a grey scene, else None."""
     from landuse.imagery import Scene
 
@@ -486,7 +491,7 @@ def check_scheduler(scheduler: str) -> str:
     """Validate a ``--scheduler`` value."""
     if scheduler in ("auto", "local", "threads", "synchronous") or scheduler.startswith("tcp://"):
         return scheduler
-    raise InputError(f"--scheduler {scheduler!r} is not known; use auto, local, threads, synchronous or tcp://HOST:PORT")
+    raise InputError(f"`scheduler` {scheduler!r} is not known; use auto, local, threads, synchronous or tcp://HOST:PORT")
 
 
 def resolve_scheduler(scheduler: str, cores: int | None = None) -> str:
@@ -535,7 +540,7 @@ class _Executor:
             try:
                 self.client = Client(self.scheduler, timeout="10s")
             except OSError as exc:
-                raise InputError(f"cannot reach the Dask scheduler {self.scheduler} ({exc}); check the address or use --scheduler local") from None
+                raise InputError(f"cannot reach the Dask scheduler {self.scheduler} ({exc}); check the address or use `scheduler` local") from None
             self.workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
             self._say_dashboard()
         return self
@@ -918,7 +923,7 @@ class PhaseClock:
 
 
 def classify_scene(
-    scene: Any,
+    scene: SceneLike,
     grid: PlotGrid,
     model: ModelRef,
     out: str | Path,
@@ -1138,7 +1143,7 @@ def finalise(store: RunStore, chunks: Sequence[Chunk], clock: PhaseClock | None 
     flat = rows * grid.width + cols
     if table.num_rows != grid.size or np.unique(flat).size != grid.size:
         raise RunStoreError(
-            f"{store.root} parts hold {table.num_rows} rows for {grid.size} plots (duplicates or gaps); rerun with --overwrite"
+            f"{store.root} parts hold {table.num_rows} rows for {grid.size} plots (duplicates or gaps); rerun with `overwrite=True`"
         )
     with clock("finalise_frame"):
         # keep class_index an integer column with nulls (pandas would make it float64)
@@ -1192,7 +1197,7 @@ def summarise(df: Any, grid: PlotGrid, labels: Sequence[str], manifest: dict[str
     status = df["status"].to_numpy()
     valid = df["valid_fraction"].to_numpy(dtype=float)
     idx = df["class_index"].fillna(-1).to_numpy(dtype=int)
-    classified = status == "classified"
+    classified = status == st.CLASSIFIED
     n_cls = int(classified.sum())
     classes = {}
     for i, name in enumerate(labels):
@@ -1206,14 +1211,14 @@ def summarise(df: Any, grid: PlotGrid, labels: Sequence[str], manifest: dict[str
             "share": round(k / n_cls, 6) if n_cls else None,
         }
     unclassified: dict[str, Any] = {}
-    for st in STATUSES:
-        if st == "classified":
+    for name in STATUSES:
+        if name == st.CLASSIFIED:
             continue
-        sel = status == st
+        sel = status == name
         if not sel.any():
             continue
         reasons = df.loc[sel, "reason"].value_counts()
-        unclassified[st] = {
+        unclassified[name] = {
             "plots": int(sel.sum()),
             "hectares": round(int(sel.sum()) * area, 4),
             "by_reason": {str(r): int(c) for r, c in reasons.items()},
@@ -1248,7 +1253,7 @@ def summarise(df: Any, grid: PlotGrid, labels: Sequence[str], manifest: dict[str
 GSD_WARN_FACTOR = 1.5
 
 
-def imagery_gsd_m(scene: Any) -> float | None:
+def imagery_gsd_m(scene: SceneLike) -> float | None:
     """The finest pixel size of the scene's files in metres (None for degrees or unknown CRSs)."""
     from landuse.grid import linear_unit_factor
 
@@ -1263,7 +1268,7 @@ def imagery_gsd_m(scene: Any) -> float | None:
     return min(sizes) if sizes else None
 
 
-def resolution_warning(scene: Any, model_gsd_m: float | None) -> str | None:
+def resolution_warning(scene: SceneLike, model_gsd_m: float | None) -> str | None:
     """One line when the imagery is much coarser than the model expects, else None."""
     if not model_gsd_m:
         return None
@@ -1286,7 +1291,7 @@ def aoi_info(aoi: AoiLike | None) -> dict[str, Any] | None:
 
 
 def plan_grid(
-    scene: Any,
+    scene: SceneLike,
     grid_file: str | Path | None = None,
     aoi: AoiLike | None = None,
     plot_size_m: float = defaults.PLOT_SIZE_M,
@@ -1333,7 +1338,7 @@ def classify_imagery(
     if stac is None and not sources:
         raise InputError("no imagery given; pass one or more GeoTIFFs, a VRT or URLs")
     if stac is not None and sources:
-        raise InputError("give imagery files or a STAC source (--stac), not both")
+        raise InputError("give imagery files or a STAC source (`stac`), not both")
     if backend == "onnx":
         source = resolve_model_spec(model)
         ref = ModelRef(source, tuple(sorted((backend_options or {}).items())))

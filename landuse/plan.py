@@ -108,7 +108,7 @@ def coarsest_pixel(files: Sequence[Any]) -> tuple[str, float] | None:
 def check_plot_size(plot_size_m: float) -> float:
     """A usable plot side in metres (finite, at least 1 m)."""
     if not isinstance(plot_size_m, (int, float)) or not math.isfinite(plot_size_m) or plot_size_m < 1.0:
-        raise InputError(f"--plot-size {plot_size_m} is not a plot side in metres; give at least 1 (the default is 224)")
+        raise InputError(f"`plot_size_m` {plot_size_m} is not a plot side in metres; give at least 1 (the default is 224)")
     return float(plot_size_m)
 
 
@@ -158,7 +158,7 @@ def check_pixels(plan: JobPlan, max_fraction: float = MAX_PIXEL_FRACTION) -> Non
             f"{plan.pixel_file} has {plan.pixel_m:.3g} m pixels, coarser than {limit:.3g} m "
             f"(1/{round(1 / max_fraction)} of the {plan.plot_size_m:g} m plot): a plot would hold only "
             f"{per_side:.1f} x {per_side:.1f} of its pixels; use imagery with pixels of {limit:.3g} m or finer "
-            f"(aerial imagery is ~1 m), or plots of at least {plan.pixel_m / max_fraction:,.0f} m (--plot-size)"
+            f"(aerial imagery is ~1 m), or plots of at least {plan.pixel_m / max_fraction:,.0f} m (`plot_size_m`)"
         )
 
 
@@ -176,9 +176,10 @@ def check_size(
     too_long = plan.seconds is not None and plan.seconds > max_hours * 3600
     if plan.plots > limit or too_long:
         why = f"over {limit:,} plots" if plan.plots > limit else f"over {max_hours:g} h"
+        first = "check it first (`landuse classify --dry-run`, or landuse.classify_plan), " if plan.job == "classify" else ""
         raise ConfirmationRequired(
-            f"this {plan.job} is large ({why}): {plan.cost()} on {plan.grid}; check it first with --dry-run, "
-            "restrict it with --aoi, or pass --yes to run it"
+            f"this {plan.job} is large ({why}): {plan.cost()} on {plan.grid}; {first}"
+            "restrict it with `aoi`, or pass `yes=True` to run it"
         )
 
 

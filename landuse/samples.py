@@ -382,7 +382,7 @@ class SampleLayout:
 def make_layout(plots_x: int = DEFAULT_PLOTS_X, plots_y: int = DEFAULT_PLOTS_Y, seed: int = DEFAULT_SEED) -> SampleLayout:
     """Raster extent (``plots_x`` x ``plots_y`` plots of imagery, off the grid) and plot classes."""
     if plots_x < 3 or plots_y < 3:
-        raise InputError(f"--plots-x/--plots-y must be at least 3, got {plots_x} x {plots_y}")
+        raise InputError(f"`plots_x` / `plots_y` must be at least 3, got {plots_x} x {plots_y}")
     if plots_x * plots_y > 40_000:
         raise InputError(f"{plots_x} x {plots_y} plots is too large for samples (limit 40,000 plots)")
     x0, y0 = _GRID_X0 + ORIGIN_OFFSET_M[0], _GRID_Y0 - ORIGIN_OFFSET_M[1]
@@ -567,7 +567,7 @@ def generate(
     truth_path = out / "truth.geojson"
     for p in (*paths, truth_path):
         if p.exists() and not overwrite:
-            raise OutputExistsError(f"{p} exists; pass --overwrite to replace it or choose another --out")
+            raise OutputExistsError(f"{p} exists; pass `overwrite=True` to replace it or choose another `out`")
     layout = make_layout(plots_x, plots_y, seed)
     for period, (p, year) in enumerate(zip(paths, years, strict=True)):
         write_raster(layout, seed, period, p, year)

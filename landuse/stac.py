@@ -28,13 +28,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from landuse.errors import InputError, LanduseError, RasterError
-from landuse.imagery import inspect_source, redact, strip_signature
+from landuse.imagery import Scene, inspect_source, redact, strip_signature
+
+if TYPE_CHECKING:
+    from landuse.grid import PlotGrid
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +85,14 @@ class StacSource:
 
     def __post_init__(self) -> None:
         if not self.url:
-            raise InputError("--stac needs a STAC API URL or a catalog / item collection file")
+            raise InputError("`stac` needs a STAC API URL or a catalog / item collection file")
         if self.datetime is not None:
             datetime_range(self.datetime)  # validates
         if isinstance(self.filter, str) and self.filter.strip().startswith("{"):
             try:
                 object.__setattr__(self, "filter", json.loads(self.filter))
             except json.JSONDecodeError as exc:
-                raise InputError(f"--stac-filter {self.filter!r} is not valid CQL2 JSON ({exc}); give CQL2 text or JSON") from None
+                raise InputError(f"`filter` {self.filter!r} is not valid CQL2 JSON ({exc}); give CQL2 text or JSON") from None
 
     @classmethod
     def of(
@@ -102,15 +105,12 @@ class StacSource:
         asset: str | None = None,
     ) -> StacSource:
         """A source from plain values (a query may be JSON text, collections one name)."""
-        if isinstance(query, str):
-            try:
-                query = json.loads(query)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"--stac-query {query!r} is not JSON ({exc}); e.g. '{{\"naip:state\": {{\"eq\": \"nd\"}}}}'") from None
-            if not isinstance(query, dict):
-                raise InputError(f"--stac-query {query!r} must be a JSON object of property -> condition")
+        from landuse.fileio import parse_json
+
+        q: dict[str, Any] | None = parse_json(query, f"`query` {query!r}", "give an object of property -> condition, "
+                                              "e.g. '{\"naip:state\": {\"eq\": \"nd\"}}'") if isinstance(query, str) else query
         cols = (collections,) if isinstance(collections, str) else tuple(collections or ())
-        return cls(str(url), cols, None if datetime is None else str(datetime), query, filter, asset)
+        return cls(str(url), cols, None if datetime is None else str(datetime), q, filter, asset)
 
     @property
     def is_api(self) -> bool:
@@ -140,7 +140,7 @@ def datetime_range(value: str) -> tuple[dt.datetime | None, dt.datetime | None]:
     text = str(value).strip()
     parts = text.split("/") if "/" in text else [text, text]
     if len(parts) != 2:
-        raise InputError(f"--datetime {value!r} is not a year, a date or a range START/END (e.g. 2016 or 2016/2018)")
+        raise InputError(f"`datetime` {value!r} is not a year, a date or a range START/END (e.g. 2016 or 2016/2018)")
 
     def bound(part: str, end: bool) -> dt.datetime | None:
         part = part.strip()
@@ -163,11 +163,11 @@ def datetime_range(value: str) -> tuple[dt.datetime | None, dt.datetime | None]:
             stamp = dt.datetime.fromisoformat(part.replace("Z", "+00:00"))
             return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
         except ValueError:
-            raise InputError(f"--datetime {value!r}: {part!r} is not a year, YYYY-MM, a date or an ISO time") from None
+            raise InputError(f"`datetime` {value!r}: {part!r} is not a year, YYYY-MM, a date or an ISO time") from None
 
     start, stop = bound(parts[0], False), bound(parts[1], True)
     if start and stop and stop < start:
-        raise InputError(f"--datetime {value!r} ends before it starts; give START/END")
+        raise InputError(f"`datetime` {value!r} ends before it starts; give START/END")
     return start, stop
 
 
@@ -230,9 +230,9 @@ def _search_api(source: StacSource, intersects: dict[str, Any] | None, ids: Sequ
     if not client.conforms_to(ConformanceClasses.ITEM_SEARCH):
         raise StacError(f"{strip_signature(url)} does not offer STAC item search; give a STAC API root or a catalog file")
     if source.filter is not None and not client.conforms_to(ConformanceClasses.FILTER):
-        raise StacError(f"the STAC API {strip_signature(url)} does not support CQL2 filters (no filter conformance); drop --stac-filter or use --stac-query")
+        raise StacError(f"the STAC API {strip_signature(url)} does not support CQL2 filters (no filter conformance); drop `filter` or use `query`")
     if source.query is not None and not client.conforms_to(ConformanceClasses.QUERY):
-        raise StacError(f"the STAC API {strip_signature(url)} does not support the query extension; drop --stac-query or use --stac-filter (CQL2)")
+        raise StacError(f"the STAC API {strip_signature(url)} does not support the query extension; drop `query` or use `filter` (CQL2)")
     kwargs: dict[str, Any] = {
         "collections": list(source.collections) or None,
         "datetime": source.datetime,
@@ -330,11 +330,11 @@ def _query_matches(query: dict[str, Any], item: Any) -> bool:
     props = {**item.properties, "id": item.id}
     for name, cond in query.items():
         if not isinstance(cond, dict):
-            raise InputError(f"--stac-query {name}: {cond!r} is not an operator object such as {{\"eq\": 2016}}")
+            raise InputError(f"`query` {name}: {cond!r} is not an operator object such as {{\"eq\": 2016}}")
         for op, want in cond.items():
             fn = _QUERY_OPS.get(op)
             if fn is None:
-                raise InputError(f"--stac-query {name}: operator {op!r} is not one of {', '.join(_QUERY_OPS)}")
+                raise InputError(f"`query` {name}: operator {op!r} is not one of {', '.join(_QUERY_OPS)}")
             if not fn(props.get(name), want):
                 return False
     return True
@@ -349,7 +349,7 @@ def _filter_test(flt: dict[str, Any] | str) -> Any:
     try:
         expr = cql2.Expr(flt)
     except Exception as exc:  # noqa: BLE001 - cql2 parse errors
-        raise InputError(f"--stac-filter {flt!r} is not valid CQL2 ({exc}); see the CQL2 text or JSON syntax") from None
+        raise InputError(f"`filter` {flt!r} is not valid CQL2 ({exc}); see the CQL2 text or JSON syntax") from None
 
     def test(item: Any) -> bool:
         return bool(expr.matches(item.to_dict(include_self_link=False, transform_hrefs=False)))
@@ -398,7 +398,7 @@ def pick_asset(item: Any, asset: str | None = None) -> str:
     keys = list(item.assets)
     if asset is not None:
         if asset not in item.assets:
-            raise StacError(f"STAC item {item.id} has no asset {asset!r} (it has {', '.join(keys)}); pass --asset with one of them")
+            raise StacError(f"STAC item {item.id} has no asset {asset!r} (it has {', '.join(keys)}); pass `asset` with one of them")
         return asset
     if "image" in item.assets:
         return "image"
@@ -411,7 +411,7 @@ def pick_asset(item: Any, asset: str | None = None) -> str:
         for key, a in item.assets.items():
             if is_tiff(a) and (not want_data or "data" in (a.roles or [])):
                 return key
-    raise StacError(f"STAC item {item.id} has no GeoTIFF asset (assets: {', '.join(keys)}); pass --asset KEY")
+    raise StacError(f"STAC item {item.id} has no GeoTIFF asset (assets: {', '.join(keys)}); pass `asset` KEY")
 
 
 def item_bands(item: Any, key: str) -> tuple[int, int, int] | None:
@@ -546,7 +546,7 @@ class StacSelection:
         lines += [f"warning: {w}" for w in self.warnings()]
         return "\n".join(lines)
 
-    def attach(self, scene: Any, grid: Any, mask: np.ndarray | None) -> None:
+    def attach(self, scene: Scene, grid: PlotGrid, mask: np.ndarray | None) -> None:
         """Count the plots of ``grid`` (within ``mask``) no item covers, record the selection in
         ``scene``'s provenance and log the warnings (mixed years, gaps)."""
         self.plots, self.uncovered_plots = uncovered_plots(grid, mask, self.items)
@@ -565,7 +565,7 @@ class StacSelection:
 
         atomic_write_bytes(Path(path), (json.dumps(self.to_geojson(), indent=1) + "\n").encode())
 
-    def scene(self, bands: Sequence[int] | None = None, stretch: Any = None) -> Any:
+    def scene(self, bands: Sequence[int] | None = None, stretch: Any = None) -> Scene:
         """The period's :class:`~landuse.imagery.Scene`: the items' COGs newest first."""
         from concurrent.futures import ThreadPoolExecutor
 
@@ -623,7 +623,7 @@ def search_area(aoi: Any = None, grid: Any = None) -> dict[str, Any]:
         box = shapely.geometry.box(minx, miny, maxx, maxy).segmentize(max(maxx - minx, maxy - miny) / 16)
         g = gpd.GeoSeries([box], crs=grid.crs.to_wkt()).to_crs("EPSG:4326").iloc[0]
     else:
-        raise InputError("a STAC search needs an area: pass --aoi (a polygon file) or --grid (grid.json)")
+        raise InputError("a STAC search needs an area: pass `aoi` (a polygon file) or `grid` (grid.json)")
     return json.loads(json.dumps(shapely.geometry.mapping(shapely.set_precision(g, 1e-7))))
 
 
@@ -683,7 +683,7 @@ def select(
         if missing:
             raise StacError(
                 f"{reuse_from} was made from STAC items that the catalog no longer returns ({', '.join(missing[:5])}); "
-                "pass --overwrite to search again"
+                "pass `overwrite=True` to search again"
             )
         log.info("reusing the %d STAC item(s) recorded in %s", len(ids), reuse_from)
     chosen, dropped = choose_items(items, source.asset, shapely.geometry.shape(area) if aoi is not None else None)
@@ -729,7 +729,7 @@ def footprint_plan(
     elif aoi is not None:
         grid = PlotGrid.from_aoi(aoi, plot_size_m=plot_size_m)
     else:
-        raise InputError("a STAC search needs an area: pass --aoi (a polygon file) or --grid (grid.json)")
+        raise InputError("a STAC search needs an area: pass `aoi` (a polygon file) or `grid` (grid.json)")
     mask = grid.aoi_mask(aoi) if aoi is not None else None
     sel = select(source, aoi=aoi, grid=grid, mask=mask)
     return sel, grid

@@ -134,11 +134,11 @@ def require_finished(path: str | Path, checksums: bool = False) -> Path:
     run (change, report, review, label, ``Run.open``) makes first."""
     path = Path(path)
     if not path.is_dir():
-        raise RunStoreError(f"{path} is not a finished run (no such folder); give the --out of a finished `landuse classify`")
+        raise RunStoreError(f"{path} is not a finished run (no such folder); give the `out` of a finished `landuse classify`")
     if not (path / MANIFEST).is_file():
         raise RunStoreError(
             f"{path} is not a finished run ({MANIFEST} missing: not a run directory); "
-            "give the --out of a finished `landuse classify`"
+            "give the `out` of a finished `landuse classify`"
         )
     problem = finished_problem(path, checksums)
     if problem is not None:
@@ -159,10 +159,10 @@ def read_finished_run(path: str | Path, needs: Iterable[str] = ()) -> FinishedRu
     try:
         manifest = json.loads((path / "manifest.json").read_text())
     except json.JSONDecodeError as exc:
-        raise RunStoreError(f"{path / 'manifest.json'} is not valid JSON ({exc}); rerun the classification with --overwrite") from None
+        raise RunStoreError(f"{path / 'manifest.json'} is not valid JSON ({exc}); rerun the classification with `overwrite=True`") from None
     labels = [str(t) for t in manifest.get("labels") or []]
     if not labels:
-        raise RunStoreError(f"{path / 'manifest.json'} lists no labels; rerun the classification with --overwrite")
+        raise RunStoreError(f"{path / 'manifest.json'} lists no labels; rerun the classification with `overwrite=True`")
     return FinishedRun(path, grid, manifest, labels, str(manifest.get("period") or path.name))
 
 
@@ -246,14 +246,14 @@ class RunStore:
         root = Path(root)
         manifest = _canonical(manifest)
         if root.exists() and not root.is_dir():
-            raise OutputExistsError(f"{root} exists and is not a directory; choose another --out or remove it")
+            raise OutputExistsError(f"{root} exists and is not a directory; choose another `out` or remove it")
         mpath = root / MANIFEST
         if mpath.exists():
             try:
                 old = json.loads(mpath.read_text())
             except (OSError, json.JSONDecodeError) as exc:
                 if not overwrite:
-                    raise RunStoreError(f"{mpath} is unreadable ({exc}); pass --overwrite to start the run again") from None
+                    raise RunStoreError(f"{mpath} is unreadable ({exc}); pass `overwrite=True` to start the run again") from None
                 old = None
             if old is not None:
                 diffs = manifest_differences(old, manifest)
@@ -265,7 +265,7 @@ class RunStore:
                 if diffs and not overwrite:
                     shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
                     raise RunStoreError(
-                        f"{root} holds a different run ({shown}); use another --out, or pass --overwrite to replace it"
+                        f"{root} holds a different run ({shown}); use another `out`, or pass `overwrite=True` to replace it"
                     )
             cls._clear(root)
         elif root.exists() and any(p.name != LOCK for p in root.iterdir()):
@@ -273,7 +273,7 @@ class RunStore:
                 names = sorted(p.name for p in root.iterdir() if p.name != LOCK)[:3]
                 raise OutputExistsError(
                     f"{root} exists and is not a landuse run (holds {', '.join(names)}); "
-                    "choose an empty or new --out, or pass --overwrite"
+                    "choose an empty or new `out`, or pass `overwrite=True`"
                 )
             cls._clear(root)
         root.mkdir(parents=True, exist_ok=True)
@@ -308,7 +308,7 @@ class RunStore:
         if not gpath.exists():
             self.grid.save(gpath)
         elif PlotGrid.load(gpath) != self.grid:
-            raise RunStoreError(f"{gpath} does not match {self.root / MANIFEST}; pass --overwrite to start the run again")
+            raise RunStoreError(f"{gpath} does not match {self.root / MANIFEST}; pass `overwrite=True` to start the run again")
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -411,7 +411,7 @@ class RunLock:
                     who = f"process {holder}" if holder else "another process"
                     raise RunStoreError(
                         f"{self.root} is in use by {who} (another landuse run writing it); wait for it to "
-                        "finish, pass --wait to wait, or choose another --out"
+                        "finish, pass `wait=True` to wait, or choose another `out`"
                     ) from None
                 time.sleep(self.poll_s)
                 continue
@@ -487,7 +487,7 @@ def open_run(root: str | Path, manifest: dict[str, Any], overwrite: bool = False
     (the whole folder when it did not exist before)."""
     root = Path(root)
     if root.exists() and not root.is_dir():
-        raise OutputExistsError(f"{root} exists and is not a directory; choose another --out or remove it")
+        raise OutputExistsError(f"{root} exists and is not a directory; choose another `out` or remove it")
     created = not root.exists()
     with writing(root):
         root.mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,11 @@
 
 ``tile(scene, grid, out_dir)`` writes::
 
-    out_dir/chips/<plot file name>.png|tif   one chip per plot meeting --min-valid
+    out_dir/chips/<plot file name>.png|tif   one chip per plot meeting ``min_valid``
     out_dir/index.geojson                    every plot the scene touches (EPSG:4326): plot id,
-                                             row, col, bounds, valid fraction, status, reason,
-                                             source files, chip
+                                             row, col, bounds, valid fraction, status (``ok``,
+                                             ``partial``, ``nodata``: :mod:`landuse.status`),
+                                             reason, source files, chip
     out_dir/grid.json                        the plot grid
 
 Writes are atomic (temporary names, then rename); an existing non-empty ``out_dir`` is refused
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from landuse import __version__, defaults
+from landuse import __version__, defaults, status
 from landuse.errors import InputError, OutputExistsError
 from landuse.fileio import atomic_path
 from landuse.fileio import write_bytes as _write_atomic
@@ -37,8 +38,7 @@ from landuse.store import writing
 log = logging.getLogger(__name__)
 
 DEFAULT_MIN_VALID = defaults.MIN_VALID
-STATUS_OK = "ok"
-STATUS_NOT_CLASSIFIED = "not classified"
+STATUS_OK = status.OK  # the gate's words are landuse.status's (the pipeline's)
 # Custom Vision image size limits (bytes): training uploads and prediction requests.
 CV_TRAINING_MAX_BYTES = 6 * 1024 * 1024
 CV_PREDICTION_MAX_BYTES = 4 * 1024 * 1024
@@ -53,18 +53,9 @@ def plot_file_name(plot_id: str) -> str:
 
 
 def validity_status(valid: np.ndarray, min_valid: float = DEFAULT_MIN_VALID) -> tuple[np.ndarray, np.ndarray]:
-    """Status and reason per plot for valid fractions: ``ok`` at or above ``min_valid``, else
-    ``not classified`` with ``no data`` or ``partial: 0.42 valid``."""
-    if not 0.0 <= min_valid <= 1.0:
-        raise InputError(f"--min-valid must lie in [0, 1], got {min_valid}")
-    valid = np.asarray(valid, dtype=float)
-    ok = (valid >= min_valid) & (valid > 0)
-    status = np.where(ok, STATUS_OK, STATUS_NOT_CLASSIFIED).astype(object)
-    reason = np.array(
-        ["" if o else ("no data" if v <= 0 else f"partial: {v:.2f} valid") for o, v in zip(ok.tolist(), valid.tolist(), strict=True)],
-        dtype=object,
-    )
-    return status, reason
+    """Status and reason per plot for valid fractions (:func:`landuse.status.gate`): ``ok`` at or
+    above ``min_valid``, else ``partial`` or ``nodata`` with the pipeline's reasons."""
+    return status.gate(valid, min_valid)
 
 
 def check_chip_size(path: Path, nbytes: int) -> str | None:
@@ -72,7 +63,7 @@ def check_chip_size(path: Path, nbytes: int) -> str | None:
     if nbytes > CV_TRAINING_MAX_BYTES:
         raise InputError(
             f"chip {path.name} is {nbytes / 1e6:.1f} MB, above Custom Vision's 6 MB training limit; "
-            "use --format png or a smaller --size"
+            "use `fmt` png or a smaller `size`"
         )
     if nbytes > CV_PREDICTION_MAX_BYTES:
         return f"chip {path.name} is {nbytes / 1e6:.1f} MB, above Custom Vision's 4 MB prediction limit"
@@ -130,9 +121,9 @@ class TileResult:
 def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     """Create ``out_dir``; refuse a non-empty one unless ``overwrite``."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise OutputExistsError(f"{out_dir} exists and is not a folder; choose another --out")
+        raise OutputExistsError(f"{out_dir} exists and is not a folder; choose another `out`")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{out_dir} is not empty; pass --overwrite or choose another --out")
+        raise OutputExistsError(f"{out_dir} is not empty; pass `overwrite=True` or choose another `out`")
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -160,9 +151,9 @@ def tile(
     from landuse.plan import check_job
 
     if fmt not in CHIP_FORMATS:
-        raise InputError(f"--format {fmt!r} is not one of {', '.join(CHIP_FORMATS)}")
+        raise InputError(f"`fmt` {fmt!r} is not one of {', '.join(CHIP_FORMATS)}")
     if size < 32 or size > 2048:
-        raise InputError(f"--size {size} is out of range; use 224 or 256")
+        raise InputError(f"`size` {size} is out of range; use 224 or 256")
     validity_status(np.zeros(0), min_valid)  # validates min_valid
     check_job("tile", grid, scene.files, yes=yes, plots=int(plot_mask.sum()) if plot_mask is not None else None)
     out_dir = Path(out_dir)
@@ -200,7 +191,7 @@ def _tile_into(
             raise InputError(f"plot mask shape {plot_mask.shape} differs from the grid's {grid.shape}")
         touched &= plot_mask
     if not touched.any():
-        raise InputError(f"the imagery covers no plot of {grid.describe()} (inside the AOI); check --aoi / --grid")
+        raise InputError(f"the imagery covers no plot of {grid.describe()} (inside the AOI); check `aoi` / `grid`")
 
     work = out_dir / f".chips.tmp-{os.getpid()}"
     if work.exists():
@@ -217,12 +208,12 @@ def _tile_into(
             pixels, valid = scene.read_chunk(grid, chunk, size)
             rows, cols = chunk.rows_cols()
             keep = touched[rows, cols]
-            status, reason = validity_status(valid, min_valid)
+            states, reason = validity_status(valid, min_valid)
             for i in np.flatnonzero(keep):
                 r, c = int(rows[i]), int(cols[i])
                 pid = grid.plot_id(r, c)
                 chip = None
-                if status[i] == STATUS_OK:
+                if states[i] == status.OK:
                     name = f"{plot_file_name(pid)}.{fmt}"
                     path = work / name
                     if fmt == "png":
@@ -242,7 +233,7 @@ def _tile_into(
                 srcs = scene.files_intersecting(grid.crs, grid.plot_bounds(r, c))
                 records.append({
                     "row": r, "col": c, "plot_id": pid, "valid_fraction": round(float(valid[i]), 4),
-                    "status": status[i], "reason": reason[i],
+                    "status": states[i], "reason": reason[i],
                     "sources": [bboxes_names[j] for j in srcs], "chip": chip,
                 })
             if progress:
@@ -264,6 +255,18 @@ def _tile_into(
     return result
 
 
+def read_index(path: str | Path) -> dict[str, Any]:
+    """A tiles ``index.geojson``, its statuses in today's words (:func:`landuse.status.tile_status`:
+    a version-1 file's ``not classified`` is ``partial`` or ``nodata``)."""
+    from landuse.fileio import read_json
+
+    doc = read_json(path, "make it again with `landuse tile`")
+    for feat in doc.get("features") or []:
+        props = feat.get("properties") or {}
+        props["status"] = status.tile_status(str(props.get("status")), props.get("valid_fraction"))
+    return dict(doc)
+
+
 def plot_index(grid: PlotGrid, records: list[dict], scene: Scene, min_valid: float, fmt: str, size: int) -> dict:
     """GeoJSON FeatureCollection (EPSG:4326) of plot records, with provenance as a foreign member."""
     import shapely
@@ -281,6 +284,7 @@ def plot_index(grid: PlotGrid, records: list[dict], scene: Scene, min_valid: flo
         "features": features,
         "landuse": {
             "version": __version__,
+            "index_version": status.TILE_INDEX_VERSION,
             "grid": grid.to_dict(),
             "bounds_crs": grid.crs_key,
             "min_valid": min_valid,

@@ -216,11 +216,10 @@ def _line_of(text: str, loc: tuple) -> int | None:
 
 def load_workflow(path: str | Path) -> tuple[Workflow, Path]:
     """Parse and validate a workflow file; returns it and the folder relative paths resolve against."""
+    from landuse.fileio import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise WorkflowError(f"cannot read workflow {path}: {exc.strerror}; check the path") from None
+    text = read_text(path, "workflow", WorkflowError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

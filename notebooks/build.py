@@ -1,7 +1,9 @@
 """Write the four notebooks on the Python API and execute them in place, so they are committed with outputs.
 
-Usage (from the repository root): ``.venv/bin/python notebooks/build.py .``
-Outputs go to a temporary folder; notebook 02 is executed on the bundled sample county.
+Usage (from the repository root): ``.venv/bin/python notebooks/build.py . [NAME ...]`` (only the
+named notebooks, e.g. ``02_change_between_years``; default all). Outputs go to a temporary folder;
+notebook 02 is executed on the bundled sample county, the job ``workflows/sample_county.yaml``
+describes (tests/test_api.py checks its outputs are byte-identical to the workflow's and the CLI's).
 """
 
 import sys
@@ -11,6 +13,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(sys.argv[1])
+ONLY = set(sys.argv[2:])  # notebook names to build (default: all)
 
 SETUP = '''NOTEBOOK = "{name}"
 
@@ -30,6 +33,8 @@ print("landuse", lu.__version__, "- outputs in", OUT.name)'''
 
 
 def nb(name: str, cells: list) -> None:
+    if ONLY and name not in ONLY:
+        return
     book = new_notebook(cells=[c if not isinstance(c, str) else new_code_cell(c) for c in cells])
     book.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
                      "language_info": {"name": "python"}}
@@ -101,14 +106,14 @@ nb("02_change_between_years", [
        "is beside the repository, else the bundled sample county (as committed here)."),
     SETUP.format(name="02_change_between_years"),
     '''nd = SHARED / "rasters" / "naip_nd_timeseries"
-if nd.exists():
-    periods = {"2010-06-29": sorted(nd.glob("*2010*.tif")), "2018-07-16": sorted(nd.glob("*2018*.tif"))}
-else:
-    periods = {"2016": [SAMPLES / "2016.tif"], "2022": [SAMPLES / "2022.tif"]}
-g = lu.grid([f for files in periods.values() for f in files], out=OUT / "grid.json", overwrite=True)
+if nd.exists():  # run name: (period, imagery)
+    periods = {"2010": ("2010-06-29", sorted(nd.glob("*2010*.tif"))), "2018": ("2018-07-16", sorted(nd.glob("*2018*.tif")))}
+else:  # the sample county, the job workflows/sample_county.yaml describes
+    periods = {"2016": ("2016-06-15", [SAMPLES / "2016.tif"]), "2022": ("2022-06-15", [SAMPLES / "2022.tif"])}
+g = lu.grid([f for _, files in periods.values() for f in files], out=OUT / "grid.json", overwrite=True)
 opts = lu.ClassifyOptions(scheduler="threads")
-runs = [lu.classify(files, OUT / "runs" / period, period=period, grid=g.path, options=opts, overwrite=True)
-        for period, files in periods.items()]
+runs = [lu.classify(files, OUT / "runs" / name, period=period, grid=g.path, options=opts, overwrite=True)
+        for name, (period, files) in periods.items()]
 print(g.describe())
 [(r.period, r.summary.plots.classified) for r in runs]''',
     md("## Compare the two runs\n\n`lu.change` returns a `Change`: `.matrix` is the transition matrix in hectares "
@@ -145,11 +150,12 @@ print((chg.path / "summary.md").read_text()[:1200])''',
 ])
 # the change notebook needs geopandas in the map cell
 p = ROOT / "notebooks" / "02_change_between_years.ipynb"
-book = nbformat.read(p, as_version=4)
-for c in book.cells:
-    if c.cell_type == "code" and "plot_classes(r, ax)" in c.source:
-        c.source = "import geopandas as gpd\n" + c.source
-nbformat.write(book, p, version=4)
+if not ONLY or p.stem in ONLY:
+    book = nbformat.read(p, as_version=4)
+    for c in book.cells:
+        if c.cell_type == "code" and "plot_classes(r, ax)" in c.source:
+            c.source = "import geopandas as gpd\n" + c.source
+    nbformat.write(book, p, version=4)
 
 nb("03_custom_vision_endpoint", [
     md("# 03 — The Custom Vision endpoint\n\nCode written for a published Custom Vision model works against "
@@ -276,6 +282,8 @@ with tempfile.TemporaryDirectory() as out:
     os.environ["LANDUSE_NB_SHARED"] = str(Path(out) / "no-shared-data")  # committed outputs: sample county
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT.resolve()), os.environ.get("PYTHONPATH")]))
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        if ONLY and path.stem not in ONLY:
+            continue
         book = nbformat.read(path, as_version=4)
         NotebookClient(book, timeout=900, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()

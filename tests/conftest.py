@@ -46,3 +46,35 @@ def write_raster(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return _write
+
+
+# -- notebook 02 on the sample county, executed once per session ----------------------------------
+
+CHANGE_NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_change_between_years.ipynb"
+
+
+@pytest.fixture(scope="session")
+def change_notebook_on_sample_county(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path, Path]:
+    """Notebook 02 executed on the bundled sample county (as committed; the real data hidden),
+    used by the notebook test and by the test that its outputs equal the workflow's and the CLI's.
+
+    Returns the executed notebook, the folder its outputs were moved to, and the folder it wrote
+    them in (``<LANDUSE_NB_OUT>/02_change_between_years``: the path the other ways write to, so
+    that the paths the outputs record are the same)."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = tmp_path_factory.mktemp("nb02")
+    wrote = root / "nb" / CHANGE_NOTEBOOK.stem
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LANDUSE_NB_OUT", str(root / "nb"))
+        mp.setenv("LANDUSE_NB_SHARED", str(root / "no-shared-data"))
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(CHANGE_NOTEBOOK.parents[1]), os.environ.get("PYTHONPATH")])))
+        nb = nbformat.read(CHANGE_NOTEBOOK, as_version=4)
+        NotebookClient(nb, timeout=900, kernel_name="python3",
+                       resources={"metadata": {"path": str(CHANGE_NOTEBOOK.parent)}}).execute()
+    kept = root / "notebook"
+    wrote.rename(kept)
+    return nb, kept, wrote

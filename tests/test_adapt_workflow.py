@@ -84,3 +84,27 @@ def test_adapt_county_workflow_nlcd_route(tmp_path: Path) -> None:
     summary = json.loads((out / "change" / "summary.json").read_text())
     assert summary["periods"] == ["2016-06-15", "2022-06-15"]
     assert result.change is not None
+
+    # more labels -> the rerun trains another model, and the finished runs (made with the first
+    # model) are refused, naming the parameter (the API) / the flag (the CLI) that replaces them
+    from landuse.cli import main
+    from landuse.errors import RunStoreError
+
+    wf["dataset"]["per_class"] = 4
+    path.write_text(yaml.safe_dump(wf))
+    with pytest.raises(RunStoreError, match=r"holds a different run.*overwrite=True"):
+        landuse.run(path)
+    first = (out / "runs" / "2016" / "plots.parquet").read_bytes()
+    assert json.loads((out / "runs" / "2016" / "manifest.json").read_text())["model"]["sha256"] == sha
+    assert main(["-q", "run", str(path)]) == 1
+    _, steps = plan(path, overwrite=True)
+    assert all("--overwrite" in s.argv for s in steps if s.title.startswith("classify"))
+    assert main(["-q", "run", "--overwrite", str(path)]) == 0
+    sha2 = sha256_file(model / "model.onnx")
+    assert sha2 != sha
+    for year in ("2016", "2022"):
+        manifest = json.loads((out / "runs" / year / "manifest.json").read_text())
+        assert manifest["model"]["sha256"] == sha2
+        assert (out / "runs" / year / "complete.json").exists()
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["2016", "2022"]  # nothing staged left behind
+    assert (out / "runs" / "2016" / "plots.parquet").read_bytes() != first

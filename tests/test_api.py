@@ -47,6 +47,19 @@ def test_every_export_resolves_and_jobs_are_callable() -> None:
     assert lu.change.compare is compare  # the callable module is still the module
 
 
+def test_exported_names_have_one_source() -> None:
+    """landuse.api exports what its modules' __all__ list; the package exports those of them
+    that are jobs, options or results (the helpers stay in landuse.api)."""
+    import landuse.api
+    from landuse.api import jobs, options, workflows
+
+    assert landuse.api.__all__ == [*jobs.__all__, *options.__all__, "WorkflowResult", "run"]
+    from_api = {n for n, m in lu._API.items() if m == "landuse.api"}
+    assert from_api == set(landuse.api.__all__) - {"safe_name", "series_folder"}
+    for name in landuse.api.__all__:
+        assert getattr(landuse.api, name) is getattr(jobs if name in jobs.__all__ else options if name in options.__all__ else workflows, name)
+
+
 def test_options_defaults_are_defined_once() -> None:
     from landuse import defaults
     from landuse.change import DEFAULT_MIN_CONFIDENCE
@@ -114,13 +127,17 @@ def _workflow(tmp: Path, out: Path) -> Path:
     return wf
 
 
-def test_sample_county_api_cli_and_workflow_give_identical_outputs(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_sample_county_api_cli_workflow_and_notebook_give_identical_outputs(
+        tmp_path: Path, change_notebook_on_sample_county: tuple[object, Path, Path]) -> None:
     from landuse.api.workflows import plan
     from landuse.cli import main
 
-    out = tmp_path / "job"  # every way writes here (same paths in the provenance), then moves aside
+    # every way writes where notebook 02 wrote (same paths in the provenance), then moves aside
+    _, notebook_out, out = change_notebook_on_sample_county
+    assert not out.exists()
     wf = _workflow(tmp_path, out)
-    trees = {}
+    trees = {"notebook": _tree(notebook_out)}
 
     # 1. the workflow runner
     res = lu.run(wf)
@@ -147,11 +164,11 @@ def test_sample_county_api_cli_and_workflow_give_identical_outputs(tmp_path: Pat
     shutil.move(out, tmp_path / "api")
     trees["api"] = _tree(tmp_path / "api")
 
-    assert len(trees["api"]) >= 20
-    assert trees["api"].keys() == trees["cli"].keys() == trees["workflow"].keys()
+    assert len(trees["api"]) >= 20 and "report.html" in trees["api"] and "change/summary.json" in trees["api"]
+    assert trees["api"].keys() == trees["cli"].keys() == trees["workflow"].keys() == trees["notebook"].keys()
     for name in trees["api"]:
-        assert trees["api"][name] == trees["cli"][name], f"API and CLI differ in {name}"
-        assert trees["api"][name] == trees["workflow"][name], f"API and workflow differ in {name}"
+        for way in ("cli", "workflow", "notebook"):
+            assert trees["api"][name] == trees[way][name], f"API and {way} differ in {name}"
 
 
 # -- Run and Change ------------------------------------------------------------------------------
@@ -207,6 +224,41 @@ def test_run_open_reads_back_and_a_rerun_does_no_work(county, tmp_path: Path) ->
         lu.Run.open(tmp_path / "half")
 
 
+def test_classify_overwrite_replaces_a_run_atomically(county, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import landuse.pipeline
+
+    a, _, _ = county
+    run_dir = tmp_path / "run"
+    shutil.copytree(a.path, run_dir)
+    before = _tree(run_dir)
+    kw = {"period": "2016", "grid": a.path / "grid.json", "options": lu.ClassifyOptions(scheduler="synchronous", min_valid=0.5)}
+    # a run with other settings in the folder is refused, naming the parameter that replaces it
+    with pytest.raises(RunStoreError, match=r"holds a different run .*min_valid.*pass `overwrite=True`"):
+        lu.classify([SAMPLES / "2016.tif"], run_dir, **kw)
+    assert _tree(run_dir) == before
+
+    # a replacement that fails once the new run is complete (the last moment) leaves the old run
+    real = landuse.pipeline.classify_imagery
+
+    def fails_at_the_end(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        real(*args, **kwargs)
+        raise RunStoreError("simulated failure")
+
+    monkeypatch.setattr(landuse.pipeline, "classify_imagery", fails_at_the_end)
+    with pytest.raises(RunStoreError, match="simulated"):
+        lu.classify([SAMPLES / "2016.tif"], run_dir, overwrite=True, **kw)
+    assert _tree(run_dir) == before and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    monkeypatch.undo()
+
+    new = lu.classify([SAMPLES / "2016.tif"], run_dir, overwrite=True, **kw)
+    assert new.did_work and new.path == run_dir and str(run_dir) in new.message and ".run." not in new.message
+    assert new.manifest["parameters"]["min_valid"] == 0.5 and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    fresh = lu.classify([SAMPLES / "2016.tif"], tmp_path / "fresh", **kw)
+    assert (run_dir.stat().st_mode & 0o777) == (fresh.path.stat().st_mode & 0o777)
+    assert _tree(new.path) == _tree(fresh.path)  # the replaced run is the run made afresh
+    assert lu.Run.open(run_dir).plots.equals(fresh.plots)
+
+
 def test_change_matrix_transitions_and_open(county) -> None:
     import pandas as pd
 
@@ -239,7 +291,7 @@ def test_change_series_names_interval_folders(county, tmp_path: Path) -> None:
 
     a, b, _ = county
     # B -> A runs against time: refused (before anything is written) unless allow_reverse
-    with pytest.raises(LanduseError, match="allow-reverse"):
+    with pytest.raises(LanduseError, match="`allow_reverse=True`"):
         lu.change_series([a, b, a], tmp_path / "series", options=lu.ChangeOptions(min_confidence=0.0))
     assert not (tmp_path / "series").exists()
     c = tmp_path / "c"
@@ -282,6 +334,30 @@ def test_grid_and_tile(tmp_path: Path) -> None:
     assert t.chips == len(list(t.chips_dir.glob("*.png"))) and t.chips + t.not_classified == t.plots
     with pytest.raises(ValueError):  # InputError is a ValueError... and names the parameter
         lu.tile([SAMPLES / "2016.tif"], tmp_path / "t2", grid=g.path, crs="EPSG:32611")
+
+
+def test_classify_plan_says_what_classify_would_do(county) -> None:
+    a, _, _ = county
+    text = lu.classify_plan([SAMPLES / "2016.tif"], grid=a.path / "grid.json")
+    assert text.endswith("nothing was read or classified") and text.startswith("plan: ")
+    m = re.search(r"about (\d+) of (\d+) plots have >= 0\.9 valid imagery", text)
+    assert m is not None, text
+    read = int((a.plots["valid_fraction"] >= 0.9).sum())  # the plots the run read whole
+    assert int(m.group(2)) == a.grid.size and abs(int(m.group(1)) - read) <= 0.1 * read
+
+
+def test_aoi_of_picks_features_for_the_grid(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    truth = SAMPLES / "truth.geojson"
+    assert lu.aoi_of(None) is None and lu.aoi_of(truth) == truth
+    aoi = lu.aoi_of(truth, "class_2016 = 'Developed'")
+    assert aoi is not None and str(aoi).endswith("where class_2016 = 'Developed'")
+    g = lu.grid([SAMPLES / "2016.tif"], aoi=aoi, geojson=tmp_path / "plots.geojson")
+    developed = gpd.read_file(truth).query("class_2016 == 'Developed'")
+    assert 0 < g.plots == len(gpd.read_file(tmp_path / "plots.geojson")) <= len(developed)
+    with pytest.raises(LanduseError, match="`aoi_where` .* needs `aoi`"):
+        lu.aoi_of(None, "x = 1")
 
 
 def _png_dataset(root: Path, labels: list[str]) -> Path:

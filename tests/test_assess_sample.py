@@ -81,7 +81,7 @@ def test_design_of_a_run_is_reproducible_and_documented(county, tmp_path):
         code = src.read(1)
     assert {design["strata"][k]["name"]: int((code == k).sum()) for k in range(len(LABELS))} == sizes
     assert d.sizing["n"] == design["sizing"]["n"] and "eq. 13" in d.sizing["rule"]
-    with pytest.raises(OutputExistsError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="`overwrite=True`"):
         design_sample(run_a.path, tmp_path / "s1", seed=11)
 
 

@@ -180,7 +180,7 @@ def test_plot_size_zero_negative_nan_tiny(tmp_path: Path, capfd, model: Path, ti
     from landuse.errors import InputError
     from landuse.pipeline import classify_imagery
 
-    with pytest.raises(InputError, match=r"plot-size .* at least 1"):
+    with pytest.raises(InputError, match=r"^`plot_size_m` .* at least 1"):
         classify_imagery([str(tif)], tmp_path / "run", period="2016", model=str(model), plot_size_m=float(size))
     assert not (tmp_path / "run").exists()
 
@@ -507,7 +507,7 @@ def test_tile_on_30m_refused_and_no_folder(tmp_path: Path, capfd) -> None:
 def test_tile_big_job_asks_for_yes(tmp_path: Path, capfd) -> None:
     vrt = big_vrt(tmp_path / "big.vrt", res=1.0, side_px=100_000)  # 100 km at 1 m: 199,809 plots
     t0 = time.perf_counter()
-    fails(capfd, ["tile", str(vrt), "--out", str(tmp_path / "chips")], r"this tile is large .*--dry-run.*--yes")
+    fails(capfd, ["tile", str(vrt), "--out", str(tmp_path / "chips")], r"this tile is large .*--aoi.*--yes")  # tile has no dry run
     assert time.perf_counter() - t0 < 2.0
     assert not (tmp_path / "chips").exists()
 

@@ -163,7 +163,7 @@ def test_grid_mismatch_refused(tmp_path: Path, grid: PlotGrid) -> None:
     other = PlotGrid.from_bounds((500_224, 5_200_000, 500_224 + 3 * 224, 5_200_000 + 3 * 224), "EPSG:32614")
     ra = load_run(write_run(tmp_path / "a", grid, np.zeros((3, 3), int)))
     rb = load_run(write_run(tmp_path / "b", other, np.zeros((3, 3), int)))
-    with pytest.raises(GridMismatchError, match="different plot grids.*--grid"):
+    with pytest.raises(GridMismatchError, match="different plot grids.*`grid`"):
         compare(ra, rb)
 
 
@@ -283,7 +283,7 @@ def test_period_order_refused_with_the_fix(tmp_path: Path, grid: PlotGrid, capsy
     r16 = write_run(tmp_path / "r16", grid, cls, period="2016")
     r22 = write_run(tmp_path / "r22", grid, cls, period="2022")
     r16b = write_run(tmp_path / "r16b", grid, cls, period="2016")
-    with pytest.raises(InputError, match=r"earlier than run A.*--allow-reverse"):
+    with pytest.raises(InputError, match=r"earlier than run A.*`allow_reverse=True`"):
         compare(load_run(r22), load_run(r16))
     with pytest.raises(InputError, match="both of period '2016'"):
         compare(load_run(r16), load_run(r16b))

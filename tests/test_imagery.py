@@ -322,7 +322,7 @@ def test_colour_interpretation_tags_pick_the_rgb_bands(write_raster):
 def test_one_band_raster_needs_bands(write_raster):
     data = np.full((1, 224, 224), 42, np.uint8)
     path = write_raster("grey.tif", data, UTM14, Affine(1, 0, X0, 0, -1, Y0))
-    with pytest.raises(RasterError, match=r"grey\.tif has 1 band.*--bands"):
+    with pytest.raises(RasterError, match=r"grey\.tif has 1 band.*`bands`"):
         Scene.open(path)
     grid = PlotGrid.from_bounds((X0, Y0 - 224, X0 + 224, Y0), UTM14)
     pix, _ = Scene.open(path, bands=(1, 1, 1)).read_plot(grid, 0, 0)
@@ -354,7 +354,7 @@ def test_uint16_gets_a_percentile_stretch_recorded_in_provenance(write_raster):
 def test_float_imagery_needs_a_stretch(write_raster):
     data = np.random.default_rng(2).random((3, 224, 224)).astype(np.float32)
     path = write_raster("f.tif", data, UTM14, Affine(1, 0, X0, 0, -1, Y0))
-    with pytest.raises(RasterError, match="float32.*--stretch"):
+    with pytest.raises(RasterError, match="float32.*`stretch`"):
         Scene.open(path)
     scene = Scene.open(path, stretch="0,1")
     grid = PlotGrid.from_bounds((X0, Y0 - 224, X0 + 224, Y0), UTM14)

@@ -127,7 +127,7 @@ def test_changed_manifest_is_refused_unless_overwrite(tmp_path):
     run(tmp_path, "m")
     with pytest.raises(RunStoreError, match=r"parameters\.min_valid: 0\.9 -> 0\.5") as err:
         run(tmp_path, "m", min_valid=0.5)
-    assert "--overwrite" in str(err.value)
+    assert "pass `overwrite=True`" in str(err.value)  # the API's parameter (the CLI says --overwrite)
     res = run(tmp_path, "m", min_valid=0.5, overwrite=True)
     assert res.did_work
     df = table(res.run_dir)

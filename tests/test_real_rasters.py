@@ -31,15 +31,15 @@ TESTDATA = {
     "rgb_deflate.tif": (READS, None, None),
     "rgb_lzw.tif": (READS, None, None),
     "all-nodata.tif": ("error", RasterError, r"all-nodata\.tif.*no valid pixels.*leave"),
-    "byte.tif": ("error", RasterError, r"byte\.tif has 1 band.*--bands"),
-    "shade.tif": ("error", RasterError, r"shade\.tif has 1 band.*--bands"),
-    "test_esri_wkt.tif": ("error", RasterError, r"test_esri_wkt\.tif has 1 band.*--bands"),
-    "world.byte.tif": ("error", RasterError, r"world\.byte\.tif has 1 band.*--bands"),
+    "byte.tif": ("error", RasterError, r"byte\.tif has 1 band.*`bands`"),
+    "shade.tif": ("error", RasterError, r"shade\.tif has 1 band.*`bands`"),
+    "test_esri_wkt.tif": ("error", RasterError, r"test_esri_wkt\.tif has 1 band.*`bands`"),
+    "world.byte.tif": ("error", RasterError, r"world\.byte\.tif has 1 band.*`bands`"),
     "float_nan.tif": ("error", RasterError, r"float_nan\.tif has no CRS.*-a_srs"),
     "rotated.tif": ("error", RasterError, r"rotated\.tif has no CRS.*-a_srs"),
     # whole-earth / whole-disk footprints: no sensible 224 m grid; the grid says how to restrict it
-    "world.rgb.tif": ("error", GridError, r"spans 360\.0 degrees.*--crs"),
-    "goes.tif": ("error", GridError, r"no finite longitude/latitude.*--crs"),
+    "world.rgb.tif": ("error", GridError, r"spans 360\.0 degrees.*`crs`"),
+    "goes.tif": ("error", GridError, r"no finite longitude/latitude.*`crs`"),
 }
 
 

@@ -322,7 +322,7 @@ def test_bad_stac_inputs_are_one_line_errors(catalog, tmp_path, capsys):
         (["--stac", catalog["api"], "--datetime", "2018"], "needs an area"),
         (["--stac", "http://127.0.0.1:9/", "--aoi", aoi], "cannot open the STAC API"),
         (["--stac", catalog["api"], "--collection", "naip", "--asset", "nope", "--aoi", aoi], "has no asset 'nope'"),
-        (["--stac", catalog["api"], "--stac-query", "{bad", "--aoi", aoi], "is not JSON"),
+        (["--stac", catalog["api"], "--stac-query", "{bad", "--aoi", aoi], "is not valid JSON"),
     ]
     for args, want in cases:
         capsys.readouterr()

@@ -55,7 +55,7 @@ def test_equal_manifest_resumes_and_keeps_parts(tmp_path):
 
 def test_different_manifest_refused_naming_the_difference(tmp_path):
     RunStore.prepare(tmp_path / "run", manifest())
-    with pytest.raises(RunStoreError, match=r"parameters\.min_valid: 0\.9 -> 0\.8.*--overwrite"):
+    with pytest.raises(RunStoreError, match=r"parameters\.min_valid: 0\.9 -> 0\.8.*`overwrite=True`"):
         RunStore.prepare(tmp_path / "run", manifest(min_valid=0.8))
 
 

@@ -19,6 +19,7 @@ from landuse.tiler import (
     CV_TRAINING_MAX_BYTES,
     check_chip_size,
     plot_file_name,
+    read_index,
     tile,
     validity_status,
 )
@@ -43,11 +44,31 @@ def test_plot_file_name_is_file_safe_and_unique():
 
 
 def test_validity_status_reasons():
+    """The tiler's gate speaks the pipeline's words (landuse.status), reasons included."""
+    from landuse import pipeline
+    from landuse import status as st
+
     status, reason = validity_status(np.array([1.0, 0.95, 0.42, 0.0]), 0.9)
-    assert status.tolist() == ["ok", "ok", "not classified", "not classified"]
-    assert reason.tolist() == ["", "", "partial: 0.42 valid", "no data"]
-    with pytest.raises(InputError, match="min-valid"):
+    assert status.tolist() == ["ok", "ok", "partial", "nodata"]
+    assert reason.tolist() == ["", "", "valid fraction below min-valid 0.9", "no valid pixel in the imagery"]
+    assert {"partial", "nodata"} <= set(pipeline.STATUSES) and pipeline.STATUSES is st.STATUSES
+    assert pipeline.REASON_NO_VALID == reason[3] and st.reason_partial(0.9) == reason[2]
+    with pytest.raises(InputError, match="^min_valid must lie in") as err:
         validity_status(np.array([1.0]), 1.5)
+    assert err.value.param == "min_valid"
+
+
+def test_a_version_1_tiles_index_reads_in_todays_words(tmp_path):
+    from landuse.status import TILE_INDEX_VERSION
+    from landuse.tiler import read_index
+
+    feats = [{"type": "Feature", "geometry": None, "properties": {"status": s, "valid_fraction": v}}
+             for s, v in (("ok", 1.0), ("not classified", 0.5), ("not classified", 0.0))]
+    (tmp_path / "index.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": feats,
+                                                         "landuse": {"version": "0.1.0"}}))
+    doc = read_index(tmp_path / "index.geojson")
+    assert [f["properties"]["status"] for f in doc["features"]] == ["ok", "partial", "nodata"]
+    assert TILE_INDEX_VERSION == 2
 
 
 def test_chip_size_caps(tmp_path):
@@ -70,7 +91,9 @@ def test_tile_writes_chips_index_and_grid(scene_path, tmp_path):
     feats = {f["properties"]["plot_id"]: f["properties"] for f in index["features"]}
     assert len(feats) == 9
     p00 = feats[grid.plot_id(0, 0)]
-    assert p00["status"] == "not classified" and p00["reason"] == "partial: 0.50 valid"
+    assert p00["status"] == "partial" and p00["reason"] == "valid fraction below min-valid 0.9"
+    assert index["landuse"]["index_version"] == 2
+    assert read_index(out / "index.geojson") == index  # today's file reads as written
     assert p00["chip"] is None and p00["sources"] == ["scene.tif"]
     p21 = feats[grid.plot_id(2, 1)]
     assert p21["valid_fraction"] == pytest.approx(100 / 224, abs=0.005)
@@ -110,7 +133,7 @@ def test_tile_refuses_non_empty_output_and_overwrite_replaces_old_chips(scene_pa
     grid = PlotGrid.from_footprints(scene.footprints())
     out = tmp_path / "o"
     tile(scene, grid, out)
-    with pytest.raises(OutputExistsError, match="not empty.*--overwrite"):
+    with pytest.raises(OutputExistsError, match="not empty.*`overwrite=True`"):
         tile(scene, grid, out)
     stale = out / "chips" / "stale.png"
     stale.write_bytes(b"x")

@@ -155,7 +155,7 @@ def test_too_few_images_per_tag_is_a_dataset_error(tmp_path: Path) -> None:
 
 def test_existing_output_needs_overwrite(dataset: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
-    with pytest.raises(OutputExistsError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="`overwrite=True`"):
         train_local(dataset, tmp_path / "out", TrainConfig(epochs=1, image_size=SIZE))
 
 

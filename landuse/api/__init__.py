@@ -2,59 +2,16 @@
 
 Data flows one way: cli / workflow -> this package -> pipeline / change / report / training ->
 grid, imagery, classify, store. See ``docs/architecture.md``.
+
+The names are those of the modules' ``__all__`` (each module lists what it defines, once).
 """
 
 from __future__ import annotations
 
-from landuse.api.jobs import (
-    change,
-    change_series,
-    classify,
-    classify_plan,
-    dataset,
-    evaluate,
-    grid,
-    parity,
-    predict,
-    report,
-    review,
-    safe_name,
-    series_folder,
-    tile,
-    train,
-)
-from landuse.api.options import (
-    ChangeOptions,
-    ClassifyOptions,
-    CustomVisionOptions,
-    CVTrainOptions,
-    ReportOptions,
-    TrainOptions,
-)
-from landuse.api.workflows import WorkflowResult, run
+from landuse.api import jobs, options, workflows
+from landuse.api.jobs import *  # noqa: F403
+from landuse.api.options import *  # noqa: F403
+from landuse.api.workflows import WorkflowResult as WorkflowResult  # noqa: PLC0414
+from landuse.api.workflows import run as run
 
-__all__ = [
-    "grid",
-    "tile",
-    "classify",
-    "classify_plan",
-    "change",
-    "change_series",
-    "report",
-    "evaluate",
-    "train",
-    "dataset",
-    "review",
-    "parity",
-    "predict",
-    "run",
-    "safe_name",
-    "series_folder",
-    "WorkflowResult",
-    "ClassifyOptions",
-    "CustomVisionOptions",
-    "ChangeOptions",
-    "ReportOptions",
-    "TrainOptions",
-    "CVTrainOptions",
-]
+__all__ = [*jobs.__all__, *options.__all__, *workflows.PUBLIC]

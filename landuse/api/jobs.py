@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from landuse import defaults
+from landuse.agreement import parity
 from landuse.api.options import (
     ChangeOptions,
     ClassifyOptions,
@@ -29,7 +30,6 @@ from landuse.results import (
     Change,
     GridResult,
     LabelledDataset,
-    ParityReport,
     Prediction,
     Predictions,
     Run,
@@ -37,7 +37,9 @@ from landuse.results import (
 )
 
 if TYPE_CHECKING:
+    from landuse.change import Run as RunArrays
     from landuse.grid import AoiLike
+    from landuse.pipeline import RunResult
     from landuse.report.webmap import ReportResult
     from landuse.stac import StacSource
     from landuse.tiler import TileResult
@@ -68,7 +70,7 @@ __all__ = [
 
 def _check_writable(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it or choose another --out")
+        raise OutputExistsError(f"{path} exists; pass `overwrite=True` to replace it or choose another `out`")
 
 
 # -- the plot grid and chips -------------------------------------------------------------------
@@ -191,37 +193,64 @@ def classify(
     for it with ``wait``.
     ``stac`` (a
     :class:`landuse.stac.StacSource`, with ``imagery`` empty) reads the items a STAC search finds.
+
+    ``overwrite`` replaces what ``out`` holds (e.g. a run made with another model) atomically:
+    the new run is written beside it and swapped in once finished, so a failure leaves the old
+    run as it was.
     """
     from landuse.imagery import parse_bands
     from landuse.pipeline import classify_imagery
 
     opts = options or ClassifyOptions()
     cv = customvision or CustomVisionOptions()
-    res = classify_imagery(
-        [str(p) for p in imagery],
-        out,
-        period=period,
-        model=model,
-        aoi=aoi,
-        grid_file=grid,
-        plot_size_m=plot_size_m,
-        bands=parse_bands(bands),
-        backend=backend,
-        backend_options=cv.as_backend_options() if backend == "customvision" else None,
-        min_valid=opts.min_valid,
-        threshold=opts.threshold,
-        chunk_plots=opts.chunk_plots,
-        batch_size=opts.batch_size,
-        scheduler=opts.scheduler,
-        workers=opts.workers,
-        overwrite=overwrite,
-        quiet=not progress,
-        stretch=stretch,
-        yes=yes,
-        wait=wait,
-        stac=stac,
-    )
-    return replace(Run.open(res.run_dir), did_work=res.did_work, message=res.message)
+
+    def into(target: Path, replace_it: bool) -> RunResult:
+        return classify_imagery(
+            [str(p) for p in imagery],
+            target,
+            period=period,
+            model=model,
+            aoi=aoi,
+            grid_file=grid,
+            plot_size_m=plot_size_m,
+            bands=parse_bands(bands),
+            backend=backend,
+            backend_options=cv.as_backend_options() if backend == "customvision" else None,
+            min_valid=opts.min_valid,
+            threshold=opts.threshold,
+            chunk_plots=opts.chunk_plots,
+            batch_size=opts.batch_size,
+            scheduler=opts.scheduler,
+            workers=opts.workers,
+            overwrite=replace_it,
+            quiet=not progress,
+            stretch=stretch,
+            yes=yes,
+            wait=wait,
+            stac=stac,
+        )
+
+    out = Path(out)
+    if not (overwrite and out.is_dir() and any(p.name != ".lock" for p in out.iterdir())):
+        res = into(out, overwrite)
+        return replace(Run.open(res.run_dir), did_work=res.did_work, message=res.message)
+    # replace a run atomically: the new one is classified beside it (holding the old one's lock)
+    import os
+    import stat
+
+    from landuse.fileio import staged_dir
+    from landuse.store import RunLock, writing
+
+    lock = RunLock(out, wait=wait)
+    with writing(out):
+        lock.acquire()
+    try:
+        with staged_dir(out) as tmp:
+            os.chmod(tmp, stat.S_IMODE(out.stat().st_mode))
+            res = into(tmp, False)
+    finally:
+        lock.release(remove=True)
+    return replace(Run.open(out), did_work=res.did_work, message=res.message.replace(str(tmp), str(out)))
 
 
 def classify_plan(
@@ -281,7 +310,7 @@ def classify_plan(
 # -- change and report -------------------------------------------------------------------------
 
 
-def _arrays(run: PathLike | Run):  # -> landuse.change.Run
+def _arrays(run: PathLike | Run) -> RunArrays:
     from landuse.change import load_run
 
     return run.arrays() if isinstance(run, Run) else load_run(run)
@@ -335,7 +364,8 @@ def series_folder(period_a: str, period_b: str) -> str:
     return f"{safe_name(period_a)}_to_{safe_name(period_b)}"
 
 
-def _compare(a, b, out: Path, opts: ChangeOptions, overwrite: bool, extra: dict | None = None) -> Change:  # type: ignore[no-untyped-def]
+def _compare(a: RunArrays, b: RunArrays, out: Path, opts: ChangeOptions, overwrite: bool,
+             extra: dict[str, object] | None = None) -> Change:
     from landuse.change import compare
     from landuse.report.change_outputs import write_change_outputs
     from landuse.results import ChangeSummary
@@ -475,48 +505,10 @@ def train(
     from landuse.training.local import train_local
 
     if report is not None and Path(report).exists() and not overwrite:
-        raise OutputExistsError(f"report {report} exists; pass --overwrite or choose another --report")
+        raise OutputExistsError(f"report {report} exists; pass `overwrite=True` or choose another `report`")
     rep = train_local(dataset, out, options or TrainOptions(), overwrite=overwrite, progress=progress,
                       command=command, report_path=report)
     return TrainedModel(out, "local", str(rep.get("precision") or "") or None, rep)
-
-
-def parity(
-    imagery: Sequence[PathLike],
-    *,
-    model: PathLike = defaults.MODEL,
-    endpoint: str | None = None,
-    project_id: str | None = None,
-    published_name: str | None = None,
-    config: PathLike | None = None,
-    sample: int = 50,
-    seed: int = 0,
-    min_valid: float = defaults.MIN_VALID,
-    bands: Sequence[int] | str | None = None,
-    tier: Literal["F0", "S0"] | None = None,
-    tps: float | None = None,
-    json_out: PathLike | None = None,
-    overwrite: bool = False,
-) -> ParityReport:
-    """Classify a random sample of the imagery's plots with ``model`` locally and through the
-    Custom Vision endpoint; label agreement, probability differences and the disagreeing plots."""
-    from landuse.agreement import sample_agreement
-
-    if json_out is not None and Path(json_out).exists() and not overwrite:
-        raise OutputExistsError(f"{json_out} exists; pass --overwrite to replace it")
-    rep = sample_agreement(
-        [str(p) for p in imagery], model=str(model), endpoint=endpoint, project_id=project_id,
-        published_name=published_name, config=None if config is None else str(config), sample=sample,
-        seed=seed, min_valid=min_valid, bands=bands, tier=tier, tps=tps,
-    )
-    if json_out is not None:
-        from landuse.report.files import write_json
-
-        path = Path(json_out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, rep.to_dict())
-        rep = replace(rep, path=path)
-    return rep
 
 
 # -- labelled data -----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from landuse import defaults
@@ -17,7 +17,6 @@ __all__ = [
     "ReportOptions",
     "TrainOptions",
     "CVTrainOptions",
-    "replace_options",
 ]
 
 
@@ -69,14 +68,3 @@ class ReportOptions:
     thumbnail_px: int = defaults.THUMBNAIL_PX
     max_thumbnails: int = defaults.MAX_THUMBNAILS
     imagery: bool = True  # each period's imagery as a layer under its classes
-
-
-def replace_options(options: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` that ignores ``None`` values (an option not given keeps its default)."""
-    from dataclasses import replace
-
-    names = {f.name for f in fields(options)}
-    unknown = sorted(set(changes) - names)
-    if unknown:
-        raise TypeError(f"{type(options).__name__} has no option {', '.join(unknown)}")
-    return replace(options, **{k: v for k, v in changes.items() if v is not None})

@@ -2,7 +2,9 @@
 evaluate? -> grid -> classify each period -> change -> report).
 
 Each step is an API call; its equivalent command line is kept beside it (``--dry-run`` prints
-those). Finished work is reused: a period whose run is complete is not classified again.
+those). Finished work is reused: a period whose run is complete is not classified again, and a
+run made with other settings (another model: the workflow trained a new one) is refused unless
+``overwrite``, which replaces it atomically (:func:`landuse.api.classify`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from landuse.api import jobs
 from landuse.api.options import (
@@ -27,11 +29,13 @@ from landuse.api.options import (
 from landuse.errors import LanduseError, WorkflowError
 
 if TYPE_CHECKING:
+    from landuse.training.evaluate import Evaluation
     from landuse.workflow import Workflow
 
 from landuse.results import Change, GridResult, Run, TrainedModel
 
 __all__ = ["Step", "WorkflowResult", "plan", "run", "steps"]
+PUBLIC = ["WorkflowResult", "run"]  # what landuse.api exports of this module
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Step:
 
     title: str
     argv: list[str]
-    call: Callable[[], Any] = field(repr=False)
+    call: Callable[[], object] = field(repr=False)
 
     @property
     def command(self) -> str:
@@ -58,7 +62,7 @@ class WorkflowResult:
     changes: list[Change] = field(default_factory=list)
     report: Path | None = None
     model: TrainedModel | None = None
-    evaluation: Any = None
+    evaluation: Evaluation | None = None
     seconds: float = 0.0
 
     @property
@@ -86,16 +90,17 @@ def _opt(args: list[str], flag: str, value: object) -> None:
         args += [flag, str(value)]
 
 
-def plan(path: str | Path, progress: bool = False) -> tuple[Workflow, list[Step]]:
+def plan(path: str | Path, progress: bool = False, overwrite: bool = False) -> tuple[Workflow, list[Step]]:
     """The workflow file parsed and validated, and its steps in order (every path checked first)."""
     from landuse.workflow import load_workflow
 
     wf, base = load_workflow(path)
-    return wf, steps(wf, base, progress)
+    return wf, steps(wf, base, progress, overwrite)
 
 
-def steps(wf: Workflow, base: Path, progress: bool = False) -> list[Step]:
-    """The steps of a validated workflow whose relative paths resolve against ``base``."""
+def steps(wf: Workflow, base: Path, progress: bool = False, overwrite: bool = False) -> list[Step]:
+    """The steps of a validated workflow whose relative paths resolve against ``base``
+    (``overwrite``: its classify steps replace finished runs; the other steps always do)."""
     from landuse.grid import aoi_of
     from landuse.workflow import expand_imagery, resolve, stac_args, stac_source
 
@@ -199,9 +204,12 @@ def steps(wf: Workflow, base: Path, progress: bool = False) -> list[Step]:
             args += ["--bands", ",".join(map(str, p.bands))]
         if p.stretch is not None:
             args += ["--stretch", p.stretch if isinstance(p.stretch, str) else ",".join(f"{v:g}" for v in p.stretch)]
+        if overwrite:
+            args.append("--overwrite")
         todo.append(Step(f"classify {p.name}", args, partial(
             jobs.classify, imagery[p.name], run_dir, period=period, model=model, backend=wf.backend, grid=grid_file,
-            aoi=aoi, bands=p.bands, options=copts, customvision=cv, progress=progress, stac=stac_source(base, p.stac), stretch=p.stretch)))
+            aoi=aoi, bands=p.bands, options=copts, customvision=cv, progress=progress, stac=stac_source(base, p.stac),
+            stretch=p.stretch, overwrite=overwrite)))
     if len(runs) >= 2 and wf.change.enabled:
         c = wf.change
         change_dir = str(out / "change")
@@ -234,14 +242,18 @@ def steps(wf: Workflow, base: Path, progress: bool = False) -> list[Step]:
 def run(
     workflow: str | Path,
     *,
+    overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> WorkflowResult:
     """Run a workflow file (YAML, see ``workflows/``). Finished steps are reused: a rerun
-    continues where it stopped. ``progress`` receives a line per step (and per step result)."""
+    continues where it stopped. ``overwrite`` replaces finished runs of the periods (atomically:
+    a failed step leaves the old run), e.g. after a rerun trained a new model; without it such a
+    run is refused. ``progress`` receives a line per step (and per step result)."""
     from landuse.report.webmap import ReportResult
+    from landuse.training.evaluate import Evaluation
     from landuse.workflow import resolve
 
-    wf, todo = plan(workflow, progress=progress is not None)
+    wf, todo = plan(workflow, progress=progress is not None, overwrite=overwrite)
     base = Path(workflow).resolve().parent
     result = WorkflowResult(wf.name, Path(resolve(base, wf.output)))
     t0 = time.perf_counter()
@@ -251,7 +263,12 @@ def run(
         try:
             value = step.call()
         except LanduseError as exc:
-            raise type(exc)(f"workflow {workflow} step '{step.title}': {exc}") from None
+            text = f"workflow {workflow} step '{step.title}': {exc}"
+            try:
+                again = type(exc)(text, param=exc.param)
+            except TypeError:  # an error class of its own signature
+                again = LanduseError(text, param=exc.param)
+            raise again from None
         result.steps.append(step.title)
         if isinstance(value, Run):
             result.runs[step.title.removeprefix("classify ")] = value
@@ -266,7 +283,7 @@ def run(
             say(f"wrote {value.path} ({value.bytes / 1e6:.1f} MB)")
         elif isinstance(value, TrainedModel):
             result.model = value
-        elif step.title == "evaluate":
+        elif isinstance(value, Evaluation):
             result.evaluation = value
         elif isinstance(value, GridResult):
             say(value.describe())

@@ -63,7 +63,7 @@ def sample_size_overall(
 ) -> int:
     """Plots needed for a target standard error of the overall accuracy (Olofsson et al. 2014 eq. 13)."""
     if not 0.0 < target_se < 1.0:
-        raise InputError(f"--target-se must be within 0..1 (a standard error of a proportion), got {target_se}")
+        raise InputError(f"`target_se` must be within 0..1 (a standard error of a proportion), got {target_se}")
     total = sum(weights.values())
     if total <= 0:
         raise InputError("the strata have no area; nothing to sample")
@@ -80,7 +80,7 @@ def sample_size_area(
 ) -> int:
     """Plots needed for a target standard error of one class's area proportion (see the module docstring)."""
     if target_class not in weights:
-        raise InputError(f"--target-class {target_class!r} is not one of the strata {sorted(weights)}")
+        raise InputError(f"`target_class` {target_class!r} is not one of the strata {sorted(weights)}")
     if not 0.0 < target_se < 1.0:
         raise InputError(f"the target standard error of an area proportion must be within 0..1, got {target_se}")
     total = sum(weights.values())
@@ -100,7 +100,7 @@ def allocate(n: int, sizes: Mapping[str, int], minimum: int = 20) -> dict[str, i
     if n < 1:
         raise InputError(f"the sample size must be at least 1 plot, got {n}")
     if minimum < 0:
-        raise InputError(f"--min-per-stratum must be >= 0, got {minimum}")
+        raise InputError(f"`min_per_stratum` must be >= 0, got {minimum}")
     names = list(sizes)
     cap = np.array([int(sizes[k]) for k in names], dtype=np.int64)
     if (cap < 0).any():

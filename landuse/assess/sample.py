@@ -85,7 +85,7 @@ def load_population(source: str | Path) -> Population:
 
     source = Path(source)
     if not source.exists():
-        raise InputError(f"{source} does not exist; give a run directory (landuse classify --out) or a change folder (landuse change --out)")
+        raise InputError(f"{source} does not exist; give a run directory (the `out` of classify) or a change folder (the `out` of change)")
     if _is_change_dir(source):
         try:
             summary = json.loads((source / "summary.json").read_text())
@@ -156,7 +156,7 @@ class SampleDesign:
             strata = [Stratum(str(s["name"]), int(s["plots"]), float(s["area_ha"]), int(s["n"])) for s in d["strata"]]
             grid = PlotGrid.from_dict(d["grid"])
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{dpath} is not a sample design ({exc}); draw the sample again with --overwrite") from None
+            raise InputError(f"{dpath} is not a sample design ({exc}); draw the sample again with `overwrite=True`") from None
         with open(spath, newline="") as f:
             plots = list(csv.DictReader(f))
         for row in plots:
@@ -189,7 +189,7 @@ def design_sample(
     source = getattr(source, "path", source)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{out} already exists and is not empty (a sample and perhaps its labels); pass --overwrite or choose another --out")
+        raise OutputExistsError(f"{out} already exists and is not empty (a sample and perhaps its labels); pass `overwrite=True` or choose another `out`")
     pop = load_population(source)
     if pop.rows.size == 0:
         raise InputError(f"{source} has no classified plot to sample")
@@ -209,7 +209,7 @@ def design_sample(
         n_req = int(n)
     elif target_class is not None:
         if target_se_ha is None:
-            raise InputError("--target-class needs --target-se-ha (the standard error of that class's area, in hectares)")
+            raise InputError("`target_class` needs `target_se_ha` (the standard error of that class's area, in hectares)")
         se_p = float(target_se_ha) / total_ha
         n_req = sample_size_area(areas, eu, target_class, se_p, total_plots)
         sizing = {"rule": "target standard error of a class's area (Cochran 1977 eq. 5.25, finite-population corrected)",
@@ -312,7 +312,7 @@ def read_strata(sample: SampleDesign) -> tuple[np.ndarray, np.ndarray]:
 
     path = sample.path / "strata.tif"
     if not path.exists():
-        raise InputError(f"{path} is missing; draw the sample again with --overwrite")
+        raise InputError(f"{path} is missing; draw the sample again with `overwrite=True`")
     with rasterio.open(path) as src:
         data = src.read()
     return data[0].astype(np.int16), data[1].astype(np.float64)
@@ -327,7 +327,7 @@ def find_labels(sample_dir: Path, labels: str | Path | None) -> Path:
         if p.exists():
             return p
     where = labels if labels is not None else f"{sample_dir}/labels.csv"
-    raise InputError(f"no labels index at {where}; label the sample's plots first (landuse label ...) or pass --labels PATH")
+    raise InputError(f"no labels index at {where}; label the sample's plots first (landuse label ...) or pass `labels` PATH")
 
 
 def read_labels(path: Path) -> list[dict[str, str]]:

@@ -85,7 +85,7 @@ def load_classifier(spec: str | Path | None = None, **options: object) -> Classi
         path = DEFAULT_MODEL_DIR
         if not (path / "model.onnx").exists():
             raise ModelError(
-                f"the default model is missing from {path}; reinstall landuse or pass --model PATH"
+                f"the default model is missing from {path}; reinstall landuse or pass `model` PATH"
             )
     else:
         path = Path(spec)

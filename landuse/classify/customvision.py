@@ -678,7 +678,7 @@ class CustomVisionClassifier:
             if attempt > c.max_retries:
                 raise EndpointError(
                     f"Custom Vision endpoint {c.endpoint} still failing after {c.max_retries} retries (last: {reason}); "
-                    "try again later or lower --tps"
+                    "try again later or lower `tps`"
                 )
             self.stats.add(retries=1, waited=delay)
             log.info("Custom Vision call failed (%s); retry %d in %.2f s", reason, attempt, delay)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -536,14 +535,10 @@ def _json_or_none(text: tuple[str, str] | None) -> dict[str, Any] | None:
     """Parse a ``(text, where)`` JSON sidecar; ``None`` when absent."""
     if text is None:
         return None
+    from landuse.fileio import parse_json
+
     body, where = text
-    try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{where} is not valid JSON ({exc}); fix or remove it") from exc
-    if not isinstance(data, dict):
-        raise ModelError(f"{where} is not a JSON object; fix or remove it")
-    return data
+    return dict(parse_json(body, where, "fix or remove it", ModelError))
 
 
 def _locate(path: Path) -> tuple[_Sources, dict[str, Any]]:

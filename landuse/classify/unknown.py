@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from landuse import status
+
 if TYPE_CHECKING:
     from landuse.classify.base import Classifier
 
 UNKNOWN_LABEL = "unknown"
-UNKNOWN_STATUS = "unknown"
+UNKNOWN_STATUS = status.UNKNOWN  # the plot status (landuse.status)
 UNKNOWN_CLASS_VALUE = 254  # classes.tif pixel value of an unknown plot (255 = not classified)
 FALLBACK_MIN_PROBABILITY = 0.5
 # NIR evidence: a plot whose pixels are NDWI > WATER_NDWI on more than WATER_SHARE of its area

@@ -22,6 +22,9 @@ FLAGS: dict[str, str] = {
     "json_out": "--json",
     "fmt": "--format",
     "config": "--config",
+    "classification_type": "--classification",
+    "filter": "--stac-filter",  # landuse.stac.StacSource
+    "query": "--stac-query",
 }
 
 
@@ -30,10 +33,23 @@ def flag_of(param: str) -> str:
     return FLAGS.get(param, "--" + param.replace("_", "-"))
 
 
+# a parameter named in a library message: `name`, `name=True`, `name=False`, `name=value`
+PARAM = re.compile(r"`([a-z_][a-z0-9_]*)(?:=([^`\s]+))?`")
+
+
+def _flag_text(m: re.Match[str]) -> str:
+    name, value = m.group(1), m.group(2)
+    if value == "False":
+        return "--no-" + flag_of(name).removeprefix("--")
+    return flag_of(name) if value in (None, "True") else f"{flag_of(name)} {value}"
+
+
 def cli_message(exc: LanduseError) -> str:
-    """The error's message with the library parameter it names (first mention) spelt as this
-    CLI's flag: ``min_valid 0 is outside (0, 1]`` -> ``--min-valid 0 is outside (0, 1]``."""
-    msg = str(exc)
+    """The error's message with the library parameters it names spelt as this CLI's flags:
+    ```out``` -> ``--out``, ```overwrite=True``` -> ``--overwrite``, ```export=False``` ->
+    ``--no-export``, and the error's ``param`` at its first bare mention (``min_valid 0 is
+    outside (0, 1]`` -> ``--min-valid 0 is outside (0, 1]``)."""
+    msg = PARAM.sub(_flag_text, str(exc))
     if exc.param:
         msg = re.sub(rf"(?<![\w-]){re.escape(exc.param)}(?![\w-])", flag_of(exc.param), msg, count=1)
     return msg
@@ -54,7 +70,12 @@ imagery_arg = click.argument("imagery", nargs=-1, required=True)
 out_dir = click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
                        help="Output folder.")
 
-overwrite = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+def overwrite_with(help_text: str = "Replace existing outputs.") -> Decorator[Any]:
+    """``--overwrite`` (the API's ``overwrite=True``), with a command's own help text."""
+    return click.option("--overwrite", is_flag=True, help=help_text)
+
+
+overwrite = overwrite_with()
 
 model = click.option("--model", default=defaults.MODEL, show_default=True,
                      help="'default', a Custom Vision export (zip or folder), a .onnx file or py:module:factory.")

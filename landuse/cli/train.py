@@ -70,17 +70,16 @@ def command(dataset_dir: Path, backend: str, out: Path, epochs: int, folds: int,
             publish_name: str, no_publish: bool, no_export: bool, init: str | None,
             label_weight: float | None, overwrite: bool) -> None:
     """Train a classifier from DATASET_DIR (one folder per tag) and export it to --out."""
-    if init is not None:
-        from landuse.training.linear import adapt_model
-
-        cmd = "landuse " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
-        res = adapt_model(dataset_dir, out, init, label_weight=label_weight, overwrite=overwrite,
-                          progress=click.echo, command=cmd)
-        click.echo(f"adapted {res.base} with {sum(res.added.values())} labels "
-                   f"({', '.join(f'{t} {n}' for t, n in res.added.items())}) -> {out}: tags "
-                   f"{', '.join(res.labels)}; {res.seconds:.1f} s")
-        return
     from landuse.api import CVTrainOptions, TrainOptions, train
+
+    if init is not None:
+        cmd = "landuse " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+        res = train(dataset_dir, out, init=init, label_weight=label_weight, overwrite=overwrite,
+                    progress=click.echo, command=cmd).report
+        click.echo(f"adapted {res['base']} with {sum(res['added'].values())} labels "
+                   f"({', '.join(f'{t} {n}' for t, n in res['added'].items())}) -> {out}: tags "
+                   f"{', '.join(res['labels'])}; {res['seconds']:.1f} s")
+        return
 
     if backend == "customvision":
         if not project:

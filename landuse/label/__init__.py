@@ -82,7 +82,7 @@ def write_label_html(session: LabelSession, path: str | Path, overwrite: bool = 
 
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass --overwrite or choose another --html")
+        raise OutputExistsError(f"{path} exists; pass `overwrite=True` or choose another `html`")
     views = [
         ["data:image/jpeg;base64," + base64.b64encode(session.view(i, k)).decode() for k in range(len(session.runs))]
         if session.items[i].run_index == 0 else None
@@ -183,7 +183,7 @@ def label(
     src = resolve_source(run)
     dataset = dataset if dataset is not None else src.dataset
     if dataset is None:
-        raise InputError(f"give the dataset folder the labels of {run} go to (--out DATASET)")
+        raise InputError(f"give the dataset folder the labels of {run} go to (`out` DATASET)")
     session = LabelSession.open(src.run, dataset, other_run=other_run if other_run is not None else src.other_run,
                                 change_dir=change, plot_ids=plot_ids if plot_ids is not None else src.plot_ids, n=n,
                                 strategy=strategy, blind=src.blind if blind is None else blind,

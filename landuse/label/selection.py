@@ -26,14 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from landuse import status
 from landuse.errors import InputError, RunStoreError
 from landuse.fileio import read_json
 from landuse.grid import PlotGrid
 
 STRATEGIES = ("mix", "least-confident", "unknown", "changed", "diverse")
-UNKNOWN = "unknown"
+UNKNOWN = status.UNKNOWN
 # Statuses of plots the model gave an answer for (the rest had too little imagery).
-ANSWERED = ("classified", "uncertain", UNKNOWN)
+ANSWERED = (status.CLASSIFIED, status.UNCERTAIN, status.UNKNOWN)
 MIX_SHARES = {UNKNOWN: 0.2, "changed": 0.2, "least-confident": 0.3}
 
 
@@ -91,13 +92,13 @@ def read_run_plots(run_dir: str | Path) -> RunPlots:
         prob_cols = [f"prob_{t}" for t in meta.labels]
         missing = [c for c in ("row", "col", "status", "valid_fraction", *prob_cols) if c not in names]
         if missing:
-            raise RunStoreError(f"{path} lacks the columns {', '.join(missing)}; rerun the classification with --overwrite")
+            raise RunStoreError(f"{path} lacks the columns {', '.join(missing)}; rerun the classification with `overwrite=True`")
         cols = ["row", "col", "status", "valid_fraction", *prob_cols, *[c for c in ("label", "unknown_score") if c in names]]
         table = pq.read_table(path, columns=cols)
     except RunStoreError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types
-        raise RunStoreError(f"cannot read {path} ({exc}); rerun the classification with --overwrite") from None
+        raise RunStoreError(f"cannot read {path} ({exc}); rerun the classification with `overwrite=True`") from None
     status = np.array(table.column("status").to_pylist(), dtype=object)
     keep = np.isin(status, ANSWERED)
     probs = np.stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in prob_cols], axis=1) \
@@ -182,7 +183,7 @@ def read_change_plots(change_dir: str | Path, grid: PlotGrid) -> list[tuple[int,
     least confident first (confidence: the lower of the two periods' winning probabilities)."""
     change_dir = Path(change_dir)
     path = change_dir / "change.geojson"
-    doc = read_json(path, f"run `landuse change RUN_A RUN_B --out {change_dir}` (--overwrite to redo it)")
+    doc = read_json(path, f"run `landuse change RUN_A RUN_B --out {change_dir}` (with `overwrite=True` to redo it)")
     meta = doc.get("landuse") or {}
     if "grid" in meta:
         grid.require_equal(PlotGrid.from_dict(meta["grid"]), what=f"the run and change {change_dir}")
@@ -279,16 +280,16 @@ def select_plots(
                 seen.add((r, c))
                 picks.append(Pick(r, c, grid.plot_id(r, c), "given", float("nan")))
         if not picks:
-            raise InputError("plot_ids is empty; give at least one plot id, or leave it out to choose by --strategy")
+            raise InputError("plot_ids is empty; give at least one plot id, or leave it out to choose by `strategy`")
         return Selection("given", picks)
     if strategy not in STRATEGIES:
-        raise InputError(f"--strategy {strategy!r} must be one of {', '.join(STRATEGIES)}")
+        raise InputError(f"`strategy` {strategy!r} must be one of {', '.join(STRATEGIES)}")
     if n < 1:
-        raise InputError(f"--n {n} must be at least 1")
+        raise InputError(f"`n` {n} must be at least 1")
     if len(plots.rows) == 0:
         raise InputError(f"run {plots.path} has no classified plot; nothing to label")
     if strategy == "changed" and change_dir is None:
-        raise InputError("--strategy changed needs --change CHANGE_DIR (the output of landuse change)")
+        raise InputError("`strategy` changed needs `change` CHANGE_DIR (the output of landuse change)")
     conf = plots.confidence
     if strategy == "least-confident":
         chosen = [("least-confident", i) for i in least_confident(plots)[:n]]
@@ -296,7 +297,7 @@ def select_plots(
         found = flagged_unknown(plots)
         if not found:
             how = "its model does not flag out-of-class plots" if not plots.has_unknown_score else "no plot is flagged"
-            raise InputError(f"run {plots.path} has no plot with status unknown ({how}); use --strategy mix or least-confident")
+            raise InputError(f"run {plots.path} has no plot with status unknown ({how}); use `strategy` mix or least-confident")
         chosen = [(UNKNOWN, i) for i in found[:n]]
     elif strategy == "changed":
         found = changed(plots, change_dir)  # type: ignore[arg-type]

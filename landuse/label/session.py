@@ -23,13 +23,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from landuse.errors import InputError
 from landuse.fileio import safe_name
 from landuse.label.selection import UNKNOWN, RunPlots, Selection, read_run_plots, select_plots
+
+if TYPE_CHECKING:
+    from landuse.grid import PlotGrid
+    from landuse.imagery import Scene
 
 INDEX = "labels.csv"
 INDEX_FIELDS = ("plot_id", "label", "run", "period", "x", "y", "crs", "chip", "labelled_at")
@@ -44,7 +48,7 @@ def _safe(text: str) -> str:
 
 
 def run_scene(plots: RunPlots, imagery: Sequence[str] | None = None,
-              hint: str = "put the files back where the run read them", stretch: Any = None) -> Any:
+              hint: str = "put the files back where the run read them", stretch: Any = None) -> Scene:
     """The run's imagery (the files, bands and stretch its manifest records, or ``imagery`` /
     ``stretch``) as a Scene."""
     from landuse.imagery import Scene
@@ -60,7 +64,7 @@ def run_scene(plots: RunPlots, imagery: Sequence[str] | None = None,
                       stretch=stretch if stretch is not None else recorded.get("stretch"))
 
 
-def native_pixel_size(scene: Any, grid: Any, row: int, col: int) -> float:
+def native_pixel_size(scene: Scene, grid: PlotGrid, row: int, col: int) -> float:
     """Finest pixel size (grid CRS units) of the scene's files under plot (row, col)."""
     bounds = grid.plot_bounds(row, col)
     sizes = []
@@ -112,7 +116,7 @@ class LabelSession:
     context: float = DEFAULT_CONTEXT
     chip_size: int = 224
     strategy: str = "mix"
-    _scenes: dict[int, Any] = field(default_factory=dict, repr=False)
+    _scenes: dict[int, Scene] = field(default_factory=dict, repr=False)
     _views: dict[tuple[int, int, int], bytes] = field(default_factory=dict, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
@@ -177,7 +181,7 @@ class LabelSession:
 
     # -- images ----------------------------------------------------------------------------
 
-    def scene(self, run_index: int) -> Any:
+    def scene(self, run_index: int) -> Scene:
         with self._lock:
             if run_index not in self._scenes:
                 self._scenes[run_index] = run_scene(self.runs[run_index])

@@ -26,7 +26,7 @@ def write_change_outputs(comp: Comparison, out: str | Path, summary: dict, overw
     """Write every output of one comparison into ``out`` atomically (a temp dir renamed at the end)."""
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{out} already exists and is not empty; pass --overwrite or choose another --out")
+        raise OutputExistsError(f"{out} already exists and is not empty; pass `overwrite=True` or choose another `out`")
     with staged_dir(out) as tmp:
         write_change_geojson(comp, tmp / "change.geojson")
         write_change_layers(comp, tmp)

@@ -58,7 +58,7 @@ def expand_sources(sources: Sequence[str]) -> list[str]:
         else:
             out.append(s)
     if not out:
-        raise InputError(f"no imagery files match {', '.join(sources)}; pass --imagery-a/-b with the files or --no-imagery")
+        raise InputError(f"no imagery files match {', '.join(sources)}; pass `imagery_a` / `imagery_b` with the files or `imagery=False`")
     return out
 
 
@@ -120,7 +120,7 @@ def imagery_overlay(
     for f in files:
         with rasterio.open(f) as src:
             if src.crs is None:
-                raise InputError(f"imagery {f} has no CRS; fix the file or pass --no-imagery")
+                raise InputError(f"imagery {f} has no CRS; fix the file or pass `imagery=False`")
             idx = list(bands) if bands else list(range(1, min(3, src.count) + 1))
             while len(idx) < 3:
                 idx.append(idx[-1])

@@ -122,7 +122,7 @@ def load_run_layer(path: str | Path) -> RunLayer:
         if (src.height, src.width) != grid.shape or src.crs != grid.crs:
             raise RunStoreError(
                 f"{path / 'classes.tif'} ({src.height} x {src.width}, {src.crs}) is not on the run's grid "
-                f"{grid.describe()}; rerun the classification with --overwrite"
+                f"{grid.describe()}; rerun the classification with `overwrite=True`"
             )
         classes = src.read(1)
         try:
@@ -135,7 +135,7 @@ def load_run_layer(path: str | Path) -> RunLayer:
     if bad.any():
         raise RunStoreError(
             f"{path / 'classes.tif'} holds class index {int(classes[bad].max())} but the manifest lists "
-            f"{len(labels)} labels; rerun the classification with --overwrite"
+            f"{len(labels)} labels; rerun the classification with `overwrite=True`"
         )
     colors = _class_colors(labels, cmap)
     return RunLayer(path, grid, manifest, period, labels, classes, colors)
@@ -269,19 +269,19 @@ def change_features(features: list[dict], keep_probs: bool = True) -> list[dict]
 
 
 def imagery_sources(layer: RunLayer, override: str | Sequence[str] | None, side: str = "a", what: str = "thumbnails",
-                    off: str = "--no-thumbnails") -> list[str]:
+                    off: str = "`thumbnails=False`") -> list[str]:
     """Imagery of a run: the given paths / globs, else the manifest's inputs (which must exist)."""
     if override:
         return [override] if isinstance(override, str) else [str(s) for s in override]
     inputs = [str(i.get("path")) for i in layer.manifest.get("inputs") or [] if i.get("path")]
     if not inputs:
         raise InputError(
-            f"{layer.path / 'manifest.json'} lists no imagery inputs for {what}; pass --imagery-{side} GLOB or {off}"
+            f"{layer.path / 'manifest.json'} lists no imagery inputs for {what}; pass `imagery_{side}` GLOB or {off}"
         )
     missing = [p for p in inputs if "://" not in p and not Path(p).exists()]
     if missing:
         raise InputError(
-            f"imagery {missing[0]} of run {layer.path} is not there any more; pass --imagery-{side} GLOB "
+            f"imagery {missing[0]} of run {layer.path} is not there any more; pass `imagery_{side}` GLOB "
             f"(where the files are now) or {off}"
         )
     return inputs
@@ -664,7 +664,7 @@ def _tile_layer(basemap: str) -> tuple[str, str | None] | None:
     if basemap.startswith(("http://", "https://")) and "{z}" in basemap and "{x}" in basemap and "{y}" in basemap:
         return basemap, "basemap: " + basemap.split("/")[2]
     raise InputError(
-        f"unknown --basemap {basemap!r}; use none (offline), {', '.join(sorted(set(BASEMAPS) - {'openstreetmap'}))} "
+        f"unknown `basemap` {basemap!r}; use none (offline), {', '.join(sorted(set(BASEMAPS) - {'openstreetmap'}))} "
         "or a tile URL template with {z}/{x}/{y}"
     )
 
@@ -761,7 +761,7 @@ def imagery_layers(a: RunLayer, b: RunLayer, imagery_a: str | Sequence[str] | No
         info = layer.manifest.get("imagery") or {}
         bands = info.get("bands_requested") or info.get("bands_arg")
         stretch = info.get("stretch")
-        out.append(imagery_overlay(a.grid, imagery_sources(layer, override, side, what="the imagery layers", off="--no-imagery"),
+        out.append(imagery_overlay(a.grid, imagery_sources(layer, override, side, what="the imagery layers", off="`imagery=False`"),
                                    bands=bands if isinstance(bands, list) else None,
                                    stretch=stretch if isinstance(stretch, dict) else None, finest_m=finest_m, max_pixels=max_pixels))
     return out[0], out[1]
@@ -810,15 +810,15 @@ def write_report(
     t0 = time.perf_counter()
     out = Path(out)
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} already exists; pass --overwrite or choose another --out")
+        raise OutputExistsError(f"{out} already exists; pass `overwrite=True` or choose another `out`")
     if out.suffix.lower() not in (".html", ".htm"):
-        raise InputError(f"--out {out} should be an .html file; e.g. --out report.html")
+        raise InputError(f"`out` {out} should be an .html file; e.g. `out` report.html")
     if not 16 <= thumb_px <= 256:
         raise InputError(f"thumbnail size {thumb_px} px is outside 16..256; e.g. 64")
     if max_thumbnails < 0:
-        raise InputError(f"--max-thumbnails must be >= 0, got {max_thumbnails}")
+        raise InputError(f"`max_thumbnails` must be >= 0, got {max_thumbnails}")
     for side, given in (("a", imagery_a), ("b", imagery_b)):
-        check_imagery_given(given, f"--imagery-{side}")
+        check_imagery_given(given, f"`imagery_{side}`")
     _tile_layer(basemap)  # validate early
     say = progress or (lambda _msg: None)
     a = load_run_layer(run_a)

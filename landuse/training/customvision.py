@@ -85,15 +85,15 @@ class CVTrainOptions:
     def validate(self) -> None:
         """Raise InputError on values that cannot work."""
         if self.classification_type not in ("Multiclass", "Multilabel"):
-            raise InputError(f"--classification {self.classification_type!r} must be Multiclass or Multilabel")
+            raise InputError(f"`classification_type` {self.classification_type!r} must be Multiclass or Multilabel")
         if not 0.0 <= self.threshold <= 1.0:
-            raise InputError(f"--threshold {self.threshold} must lie in [0, 1]")
+            raise InputError(f"`threshold` {self.threshold} must lie in [0, 1]")
         if self.tier not in TRAINING_TPS:
-            raise InputError(f"--tier {self.tier!r} must be one of {', '.join(TRAINING_TPS)}")
+            raise InputError(f"`tier` {self.tier!r} must be one of {', '.join(TRAINING_TPS)}")
         if not self.project.strip():
-            raise InputError("--project must name the Custom Vision project")
+            raise InputError("`project` must name the Custom Vision project")
         if not self.publish_name.strip():
-            raise InputError("--publish-name must not be empty")
+            raise InputError("`publish_name` must not be empty")
 
 
 @dataclass
@@ -224,7 +224,7 @@ class TrainingAPI:
             if attempt > self.options.max_retries:
                 raise EndpointError(
                     f"Custom Vision training endpoint {self.endpoint} still failing {what} after "
-                    f"{self.options.max_retries} retries (last: {reason}); try again later or use --tier F0 pacing"
+                    f"{self.options.max_retries} retries (last: {reason}); try again later or use `tier` F0 pacing"
                 )
             self.retries += 1
             log.info("%s failed (%s); retry %d in %.2f s", what, reason, attempt, delay)
@@ -304,11 +304,11 @@ def find_domain(api: TrainingAPI, name: str, need_export: bool) -> Any:
     match = [d for d in cls if (d.name or "").lower() == name.lower()]
     if not match:
         names = ", ".join(sorted(d.name for d in cls if d.name))
-        raise InputError(f"--domain {name!r} is not a classification domain of {api.endpoint}; choose one of: {names}")
+        raise InputError(f"`domain` {name!r} is not a classification domain of {api.endpoint}; choose one of: {names}")
     dom = match[0]
     if need_export and not dom.exportable:
         compact = ", ".join(sorted(d.name for d in cls if d.exportable)) or "none"
-        raise InputError(f"domain {dom.name!r} cannot be exported; pick a compact domain ({compact}) or pass --no-export")
+        raise InputError(f"domain {dom.name!r} cannot be exported; pick a compact domain ({compact}) or pass `export=False`")
     return dom
 
 
@@ -320,12 +320,12 @@ def ensure_project(api: TrainingAPI, opts: CVTrainOptions, domain: Any) -> Any:
             if s is not None and s.classification_type and s.classification_type != opts.classification_type:
                 raise InputError(
                     f"project {opts.project!r} is {s.classification_type}, not {opts.classification_type}; "
-                    "pass the matching --classification or another --project"
+                    "pass the matching `classification_type` or another `project`"
                 )
             if s is not None and s.domain_id and s.domain_id != domain.id:
                 raise InputError(
                     f"project {opts.project!r} uses another domain (id {s.domain_id}) than {domain.name!r}; "
-                    "pass its --domain or another --project"
+                    "pass its `domain` or another `project`"
                 )
             return p
     return api.call(
@@ -520,7 +520,7 @@ def export_onnx(api: TrainingAPI, project_id: str, iteration: Any, opts: CVTrain
 def unpack_export(data: bytes, out: Path, extra: dict[str, Any], overwrite: bool) -> Path:
     """Unpack an export zip into ``out`` atomically (model.onnx + labels.txt required) plus JSON extras."""
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"model folder {out} exists; pass --overwrite or choose another --out")
+        raise OutputExistsError(f"model folder {out} exists; pass `overwrite=True` or choose another `out`")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     if tmp.exists():
@@ -583,7 +583,7 @@ def train_customvision(
     env = os.environ if env is None else env
     out = Path(out_dir)
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"model folder {out} exists; pass --overwrite or choose another --out")
+        raise OutputExistsError(f"model folder {out} exists; pass `overwrite=True` or choose another `out`")
     ds = TagDataset.open(dataset_dir)
     say(ds.balance_report())
     endpoint, key = read_credentials(env)
@@ -591,7 +591,7 @@ def train_customvision(
     if opts.publish and not resource:
         raise EndpointError(
             f"{ENV_PREDICTION_RESOURCE} is not set; export the prediction resource's ARM id "
-            "(/subscriptions/.../providers/Microsoft.CognitiveServices/accounts/<name>) or pass --no-publish"
+            "(/subscriptions/.../providers/Microsoft.CognitiveServices/accounts/<name>) or pass `publish=False`"
         )
     api = TrainingAPI(endpoint, key, opts)
     del key

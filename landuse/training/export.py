@@ -123,7 +123,7 @@ def write_export(
     """Assemble the export folder at ``out_dir`` from a written ``onnx_file`` (moved in), atomically."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
-        raise OutputExistsError(f"model folder {out_dir} exists; pass --overwrite or choose another --out")
+        raise OutputExistsError(f"model folder {out_dir} exists; pass `overwrite=True` or choose another `out`")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is ordinary package data

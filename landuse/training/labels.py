@@ -142,7 +142,7 @@ def load_mapping(path: str | Path | None) -> LabelMapping:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise InputError(f"cannot read mapping {path}: {exc.strerror}; check --mapping") from None
+        raise InputError(f"cannot read mapping {path}: {exc.strerror}; check `mapping`") from None
     except yaml.YAMLError as exc:
         raise InputError(f"mapping {path} is not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
     if not isinstance(data, dict):
@@ -195,7 +195,7 @@ def plot_labels(
 
     mapping = mapping or NLCD_MAPPING
     if not 0.0 < purity <= 1.0:
-        raise InputError(f"--purity {purity} must lie in (0, 1]; e.g. 0.75")
+        raise InputError(f"`purity` {purity} must lie in (0, 1]; e.g. 0.75")
     if sub < 1 or sub > 256:
         raise InputError(f"sub-grid {sub} must lie in 1..256 cells a plot side")
     table = mapping.code_table()
@@ -209,10 +209,10 @@ def plot_labels(
     try:
         src = rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
-        raise RasterError(f"cannot open label raster {path}: {exc}; check --labels") from None
+        raise RasterError(f"cannot open label raster {path}: {exc}; check `labels`") from None
     with src:
         if src.crs is None:
-            raise RasterError(f"label raster {path} has no CRS; fix the file (gdal_edit.py -a_srs) or pass another --labels")
+            raise RasterError(f"label raster {path} has no CRS; fix the file (gdal_edit.py -a_srs) or pass another `labels`")
         if not np.issubdtype(np.dtype(src.dtypes[band - 1]), np.integer):
             raise RasterError(f"label raster {path} holds {src.dtypes[band - 1]} values; a land-cover raster of integer class codes is needed")
         fill = -(2**31)
@@ -274,7 +274,7 @@ def balanced_sample(label: np.ndarray, n_tags: int, per_class: int | None, seed:
                     eligible: np.ndarray | None = None) -> np.ndarray:
     """Flat plot indices chosen per tag: all, or ``per_class`` drawn at random (seeded), sorted."""
     if per_class is not None and per_class < 1:
-        raise InputError(f"--per-class {per_class} must be at least 1")
+        raise InputError(f"`per_class` {per_class} must be at least 1")
     rng = np.random.default_rng(seed)
     flat = label.ravel()
     ok = np.ones(flat.size, bool) if eligible is None else eligible.ravel()
@@ -345,12 +345,12 @@ def build_dataset(
     from landuse.tiler import encode_png, plot_file_name
 
     if chip_size not in (224, 256):
-        raise InputError(f"--chip-size {chip_size} must be 224 or 256")
+        raise InputError(f"`chip_size` {chip_size} must be 224 or 256")
     if not 0.0 < min_valid <= 1.0:
-        raise InputError(f"--min-valid {min_valid} must lie in (0, 1]")
+        raise InputError(f"`min_valid` {min_valid} must lie in (0, 1]")
     out = Path(out)
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"dataset folder {out} exists; pass --overwrite, choose another --out, or use --merge alone")
+        raise OutputExistsError(f"dataset folder {out} exists; pass `overwrite=True`, choose another `out`, or use `merge` alone")
     mapping = mapping or NLCD_MAPPING
     scene = Scene.open([str(p) for p in imagery])
     grid = PlotGrid.from_footprints(scene.footprints())
@@ -366,7 +366,7 @@ def build_dataset(
     left_out["no imagery"] = int((labelled & ~covered).sum())
     candidates = {t: int(((pl.label == i) & covered).sum()) for i, t in enumerate(pl.tags)}
     if per_class is not None and per_class < 1:
-        raise InputError(f"--per-class {per_class} must be at least 1")
+        raise InputError(f"`per_class` {per_class} must be at least 1")
     # every eligible plot of a tag in a seeded random order: plots whose real read falls short
     # of min_valid are replaced by the next ones, so a tag still gets per_class chips
     rng = np.random.default_rng(seed)
@@ -375,7 +375,7 @@ def build_dataset(
     if not any(q.size for q in queues):
         raise InputError(
             f"no plot of {grid.describe()} is labelled at purity {purity} with imagery over {min_valid:.0%} of it "
-            f"(left out: {left_out}); lower --purity, check --mapping or that {Path(labels_path).name} covers the imagery"
+            f"(left out: {left_out}); lower `purity`, check `mapping` or that {Path(labels_path).name} covers the imagery"
         )
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     if tmp.exists():

@@ -221,12 +221,12 @@ def adapt_model(
     say = progress or (lambda m: log.info(m))
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
-        raise OutputExistsError(f"model folder {out_dir} exists; pass --overwrite or choose another --out")
+        raise OutputExistsError(f"model folder {out_dir} exists; pass `overwrite=True` or choose another `out`")
     base = load_classifier(init)
     if not isinstance(base, OnnxClassifier) or base.features_name is None:
         raise ModelError(
-            f"model {base.model_id} has no features output; --init needs a model made by landuse "
-            f"(the default, or one made by train --init)"
+            f"model {base.model_id} has no features output; `init` needs a model made by landuse "
+            f"(the default, or one adapted from it with `init`)"
         )
     stored = base.training_features()
     base_meta = dict(base.landuse_meta)
@@ -361,7 +361,7 @@ def build_linear_model(
     say = progress or (lambda m: log.info(m))
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
-        raise OutputExistsError(f"model folder {out_dir} exists; pass --overwrite or choose another --out")
+        raise OutputExistsError(f"model folder {out_dir} exists; pass `overwrite=True` or choose another `out`")
     ds = TagDataset.open(dataset_dir)
     items = [(p, t) for p, t in ds.items if not (exclude and exclude(p.name))]
     tags = list(ds.tags)

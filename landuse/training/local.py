@@ -80,17 +80,17 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise InputError on values that cannot train."""
         if self.epochs < 1:
-            raise InputError(f"--epochs {self.epochs} must be >= 1")
+            raise InputError(f"`epochs` {self.epochs} must be >= 1")
         if self.folds == 1 or self.folds < 0:
-            raise InputError(f"--folds {self.folds} must be 0 (use --val-split) or >= 2")
+            raise InputError(f"`folds` {self.folds} must be 0 (use `val_split`) or >= 2")
         if self.folds == 0 and not 0.0 <= self.val_split < 0.9:
-            raise InputError(f"--val-split {self.val_split} must be in [0, 0.9)")
+            raise InputError(f"`val_split` {self.val_split} must be in [0, 0.9)")
         if self.image_size < 32:
-            raise InputError(f"--image-size {self.image_size} must be >= 32")
+            raise InputError(f"`image_size` {self.image_size} must be >= 32")
         if not 0 <= self.freeze_blocks <= 16:
             raise InputError(f"freeze_blocks {self.freeze_blocks} must be in 0..16 (EfficientNet-Lite0 has 16 blocks)")
         if not 1 <= self.threads <= 2:
-            raise InputError(f"--threads {self.threads} must be 1 or 2 (the machine is shared)")
+            raise InputError(f"`threads` {self.threads} must be 1 or 2 (the machine is shared)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -639,7 +639,7 @@ def train_local(
     cfg.validate()
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
-        raise OutputExistsError(f"model folder {out_dir} exists; pass --overwrite or choose another --out")
+        raise OutputExistsError(f"model folder {out_dir} exists; pass `overwrite=True` or choose another `out`")
     say = progress or (lambda m: log.info(m))
     ds = TagDataset.open(dataset_dir, min_per_tag=cfg.min_per_tag)
     say(ds.balance_report())

@@ -68,10 +68,10 @@ def export_review(
 
     out = Path(out)
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"review folder {out} exists; pass --overwrite or choose another --out")
+        raise OutputExistsError(f"review folder {out} exists; pass `overwrite=True` or choose another `out`")
     run = read_run_plots(run_dir)
     selection = select_plots(run, n=n, strategy=strategy, change_dir=change_dir)
-    scene = run_scene(run, imagery=imagery, hint="pass it with --imagery", stretch=stretch)
+    scene = run_scene(run, imagery=imagery, hint="pass it with `imagery`", stretch=stretch)
     imagery = [f.path for f in scene.files]
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     if tmp.exists():
