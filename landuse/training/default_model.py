@@ -4,7 +4,7 @@
     python -m landuse.training.default_model --recipe finetune [--skip-train] [--skip-lco]
 
 The default (``--recipe linear``, chosen by ``benchmarks/bench_recipes.py``): frozen ImageNet
-EfficientNet-Lite0, int8 trunk, a logistic-regression head on the pooled features of the clean
+EfficientNet-Lite0, int8 trunk (7-bit weights: ``benchmarks/bench_int8_cpu.py``), a logistic-regression head on the pooled features of the clean
 plots and of copies degraded to 2-6 m, the unknown-flag statistics (``landuse.training.linear``).
 
 The earlier recipe (``--recipe finetune``), kept for comparison:
@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-lco", action="store_true")
     ap.add_argument("--freeze-blocks", type=int, default=15,
                     help="leave-county-out only: MBConv blocks kept frozen (compare recipes)")
+    ap.add_argument("--int8-reduce-range", action=argparse.BooleanOptionalAction, default=True,
+                    help="linear recipe: 7-bit int8 weights, the same features on AVX2 and VNNI CPUs "
+                         "(default; benchmarks/bench_int8_cpu.py); --no-int8-reduce-range: 8-bit")
     ap.add_argument("--lco-out", default="default_model_lco.json",
                     help="leave-county-out result file name under benchmarks/results")
     args = ap.parse_args(argv)
@@ -116,12 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.recipe == "linear":
         import os
 
-        from landuse.training.linear import build_linear_model
+        from landuse.training.linear import LinearRecipe, build_linear_model
 
+        out = args.out.resolve()
         os.chdir(ROOT)
         data = Path(os.path.relpath(args.data.resolve(), ROOT))
-        rep = build_linear_model(data, args.out, overwrite=True, progress=say,
-                                 command="python -m landuse.training.default_model --recipe linear")
+        command = "python -m landuse.training.default_model --recipe linear" + (
+            "" if args.int8_reduce_range else " --no-int8-reduce-range")
+        rep = build_linear_model(data, out, LinearRecipe(int8_reduce_range=args.int8_reduce_range),
+                                 overwrite=True, progress=say, command=command)
         say(f"exported the linear-recipe model to {args.out}: canopy threshold {rep['canopy_threshold']:.3g}, "
             f"{rep['heldout_flagged']:.1%} of held-out training plots flagged, {rep['seconds']} s")
         return 0

@@ -56,6 +56,9 @@ class LinearRecipe:
     stored_views: tuple[str, ...] = ("clean",)  # kept in features.npz
     knn_flag: bool = False  # measured: the kNN distance says "another county" (bench_recipes.py)
     canopy_quantile: float = 0.98
+    # 7-bit int8 weights: 8-bit ones saturate onnxruntime's U8S8 kernels on x86 CPUs without VNNI,
+    # so features (and labels) depended on the user's CPU (benchmarks/bench_int8_cpu.py)
+    int8_reduce_range: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -229,6 +232,7 @@ def adapt_model(
     base_meta = dict(base.landuse_meta)
     recorded: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)  # JSON from the model folder
                                 for k, v in base_meta.get("recipe", {}).items() if k in LinearRecipe.__dataclass_fields__}
+    recorded.setdefault("int8_reduce_range", False)  # models recorded before the field were 8-bit
     recipe = LinearRecipe(**recorded)
     ds = TagDataset.open(dataset_dir, min_per_tag=min_per_tag, ignore=("unknown", "skip"))
     base_tags = [str(t) for t in stored["tags"]]
@@ -370,7 +374,8 @@ def build_linear_model(
                                    np.zeros(len(tags), np.float32), "landuse-default", __version__)
         graph = fp32
         if int8:
-            graph = quantize_int8(fp32, work / "int8.onnx", calibration_set(x, 64, recipe.seed))
+            graph = quantize_int8(fp32, work / "int8.onnx", calibration_set(x, 64, recipe.seed),
+                                  reduce_range=recipe.int8_reduce_range)
         feats = {v: _graph_features(graph, view_images(x, v, recipe.seed)) for v in recipe.views}
         say(f"features of {len(x)} plots x {len(recipe.views)} views ({time.perf_counter() - t0:.0f} s)")
         fx = np.concatenate([feats[v] for v in recipe.views])
