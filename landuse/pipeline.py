@@ -69,7 +69,12 @@ from landuse.store import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from landuse.classify.base import Classifier
+    from landuse.classify.customvision import CustomVisionClassifier
     from landuse.imagery import SceneLike
+    from landuse.stac import StacSource
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +143,7 @@ class ModelRef:
         name = f"{f.__module__}.{f.__qualname__}" if f is not None else "load_classifier"
         return f"{name}|{self.source}|{sorted(self.options)!r}"
 
-    def load(self) -> Any:
+    def load(self) -> Classifier:
         factory = self.factory or load_classifier
         return factory(self.source, **dict(self.options))
 
@@ -149,7 +154,7 @@ def worker_model_ref(model: ModelRef, batch_size: int) -> ModelRef:
     return ModelRef(model.source, tuple(sorted(opts.items())), model.factory)
 
 
-def load_customvision(source: str | None = None, **options: Any) -> Any:
+def load_customvision(source: str | None = None, **options: Any) -> CustomVisionClassifier:
     """Factory of the Custom Vision cloud backend (``source``: config file or None; ``options``:
     tier / tps / store ...; the pipeline's onnxruntime options are ignored)."""
     from landuse.classify.customvision import CustomVisionClassifier
@@ -204,7 +209,7 @@ def _adopt_model(offered: list[tuple[str, Any]]) -> None:
     _cached("models", key, lambda: model)
 
 
-def cached_model(ref: ModelRef) -> Any:
+def cached_model(ref: ModelRef) -> Classifier:
     """The model of ``ref``, loaded once per worker thread."""
     return _cached("models", ref.key(), ref.load)
 
@@ -1186,7 +1191,7 @@ def _tag_provenance(manifest: dict[str, Any]) -> dict[str, Any]:
     return {k: manifest.get(k) for k in keys}
 
 
-def summarise(df: Any, grid: PlotGrid, labels: Sequence[str], manifest: dict[str, Any]) -> dict[str, Any]:
+def summarise(df: pd.DataFrame, grid: PlotGrid, labels: Sequence[str], manifest: dict[str, Any]) -> dict[str, Any]:
     """Plots and hectares per class and unclassified plots by status and reason.
 
     Hectares: a classified plot counts whole (``plot_area_ha``), because the label stands for
@@ -1324,7 +1329,7 @@ def classify_imagery(
     bands: Sequence[int] | None = None,
     backend: str = "onnx",
     backend_options: dict[str, Any] | None = None,
-    stac: Any = None,
+    stac: StacSource | None = None,
     stretch: Any = None,
     yes: bool = False,
     **options: Any,

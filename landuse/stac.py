@@ -37,7 +37,7 @@ from landuse.errors import InputError, LanduseError, RasterError
 from landuse.imagery import Scene, inspect_source, redact, strip_signature
 
 if TYPE_CHECKING:
-    from landuse.grid import PlotGrid
+    from landuse.grid import AoiLike, PlotGrid
 
 log = logging.getLogger(__name__)
 
@@ -604,7 +604,7 @@ def search_key(source: StacSource, area: dict[str, Any] | None) -> dict[str, Any
 # -- AOI / grid -> search area -------------------------------------------------------------
 
 
-def search_area(aoi: Any = None, grid: Any = None) -> dict[str, Any]:
+def search_area(aoi: AoiLike | None = None, grid: PlotGrid | None = None) -> dict[str, Any]:
     """The GeoJSON (EPSG:4326) to search with: the AOI's polygons (slightly grown, simplified),
     else the grid's footprint."""
     import geopandas as gpd
@@ -627,7 +627,7 @@ def search_area(aoi: Any = None, grid: Any = None) -> dict[str, Any]:
     return json.loads(json.dumps(shapely.geometry.mapping(shapely.set_precision(g, 1e-7))))
 
 
-def uncovered_plots(grid: Any, mask: np.ndarray | None, items: Sequence[ChosenItem]) -> tuple[int, int]:
+def uncovered_plots(grid: PlotGrid, mask: np.ndarray | None, items: Sequence[ChosenItem]) -> tuple[int, int]:
     """(plots, plots whose centre no item's footprint covers), within ``mask`` when given."""
     import geopandas as gpd
     import shapely
@@ -662,8 +662,8 @@ def recorded_item_ids(out: str | Path | None, key: dict[str, Any]) -> list[str] 
 
 def select(
     source: StacSource,
-    aoi: Any = None,
-    grid: Any = None,
+    aoi: AoiLike | None = None,
+    grid: PlotGrid | None = None,
     mask: np.ndarray | None = None,
     reuse_from: str | Path | None = None,
 ) -> StacSelection:
@@ -696,13 +696,13 @@ def select(
 def open_period(
     source: StacSource,
     *,
-    aoi: Any = None,
+    aoi: AoiLike | None = None,
     grid_file: str | Path | None = None,
     bands: Sequence[int] | None = None,
     stretch: Any = None,
     out: str | Path | None = None,
     overwrite: bool = False,
-) -> tuple[Any, StacSelection]:
+) -> tuple[Scene, StacSelection]:
     """For ``classify``: search, choose and open the period's scene (its provenance carries the
     selection); a rerun into ``out`` reads the items recorded there (unless ``overwrite``).
     Plan the grid from the scene, then call :meth:`StacSelection.attach`."""
@@ -716,10 +716,10 @@ def open_period(
 def footprint_plan(
     source: StacSource,
     *,
-    aoi: Any = None,
+    aoi: AoiLike | None = None,
     grid_file: str | Path | None = None,
     plot_size_m: float = 224.0,
-) -> tuple[StacSelection, Any]:
+) -> tuple[StacSelection, PlotGrid]:
     """For ``search`` and ``classify --dry-run``: the selection and the grid, from the items'
     footprints only (no raster is opened). Without ``grid_file`` the grid is the AOI's (UTM)."""
     from landuse.grid import PlotGrid
@@ -764,7 +764,7 @@ def search(
 def dry_run_lines(
     source: StacSource,
     *,
-    aoi: Any = None,
+    aoi: AoiLike | None = None,
     grid_file: str | Path | None = None,
     plot_size_m: float = 224.0,
     min_valid: float = 0.9,

@@ -444,7 +444,7 @@ class LabelSession:
             return {**self.state(), "undone": key}
 
 
-def _to_lonlat(grid: Any, x: float, y: float) -> tuple[float, float]:
+def _to_lonlat(grid: PlotGrid, x: float, y: float) -> tuple[float, float]:
     from rasterio.warp import transform
 
     xs, ys = transform(grid.crs, "EPSG:4326", [x], [y])

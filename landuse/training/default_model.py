@@ -6,8 +6,9 @@
 The default (``--recipe linear``, chosen by the proxies in the model card, not by CV): frozen
 ImageNet EfficientNet-Lite0 in fp32 with the per-plot 2-98 % stretch in the graph, a
 logistic-regression head on the pooled features of the clean plots, the unknown-flag statistics
-(``landuse.training.linear``). ``--int8`` quantises the trunk (``--fp32-stretch``,
-``--reduce-range``: the variants measured in ``benchmarks/results/model_heldout_*.json``).
+(``landuse.training.linear``). ``--int8`` quantises the trunk (7-bit weights unless
+``--no-int8-reduce-range``: ``benchmarks/bench_int8_cpu.py``; ``--fp32-stretch`` keeps the in-graph
+stretch unquantised): the variants measured in ``benchmarks/results/model_heldout_*.json``.
 
 The earlier recipe (``--recipe finetune``), kept for comparison:
 
@@ -111,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="linear recipe: int8 trunk (the shipped default is fp32, see the model card)")
     ap.add_argument("--fp32-stretch", action="store_true",
                     help="linear recipe, with --int8: the in-graph stretch kept fp32")
-    ap.add_argument("--reduce-range", action="store_true", help="linear recipe, with --int8: 7-bit weights")
+    ap.add_argument("--int8-reduce-range", action=argparse.BooleanOptionalAction, default=True,
+                    help="linear recipe: 7-bit int8 weights, the same features on AVX2 and VNNI CPUs "
+                         "(default; benchmarks/bench_int8_cpu.py); --no-int8-reduce-range: 8-bit")
     ap.add_argument("--lco-out", default="default_model_lco.json",
                     help="leave-county-out result file name under benchmarks/results")
     args = ap.parse_args(argv)
@@ -123,16 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.recipe == "linear":
         import os
 
-        from landuse.training.linear import build_linear_model
+        from landuse.training.linear import LinearRecipe, build_linear_model
 
+        out = args.out.resolve()
         os.chdir(ROOT)
         data = Path(os.path.relpath(args.data.resolve(), ROOT))
         cmd = " ".join(["python -m landuse.training.default_model --recipe linear",
                         *(["--int8"] if args.int8 else []), *(["--fp32-stretch"] if args.fp32_stretch else []),
-                        *(["--reduce-range"] if args.reduce_range else [])])
-        rep = build_linear_model(data, args.out, overwrite=True, progress=say, int8=args.int8,
-                                 fp32_preprocessing=args.fp32_stretch, reduce_range=args.reduce_range,
-                                 command=cmd)
+                        *(["--no-int8-reduce-range"] if args.int8 and not args.int8_reduce_range else [])])
+        rep = build_linear_model(data, out, LinearRecipe(int8_reduce_range=args.int8_reduce_range),
+                                 overwrite=True, progress=say, int8=args.int8,
+                                 fp32_preprocessing=args.fp32_stretch, command=cmd)
         say(f"exported the linear-recipe model to {args.out}: canopy threshold {rep['canopy_threshold']:.3g}, "
             f"{rep['heldout_flagged']:.1%} of held-out training plots flagged, {rep['seconds']} s")
         return 0

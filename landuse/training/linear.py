@@ -57,6 +57,9 @@ class LinearRecipe:
     knn_flag: bool = False  # measured: the kNN distance says "another county" (bench_recipes.py)
     canopy_quantile: float = 0.98
     canopy_scale: int = 4  # texture read on 4 x 4 box-averaged plots (bench_model_heldout.py, model card)
+    # 7-bit int8 weights: 8-bit ones saturate onnxruntime's U8S8 kernels on x86 CPUs without VNNI,
+    # so features (and labels) depended on the user's CPU (benchmarks/bench_int8_cpu.py)
+    int8_reduce_range: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -239,6 +242,7 @@ def adapt_model(
     recorded: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)  # JSON from the model folder
                                 for k, v in base_meta.get("recipe", {}).items() if k in LinearRecipe.__dataclass_fields__}
     recorded.setdefault("canopy_scale", base_meta.get("unknown", {}).get("canopy_scale", 1))  # older models: 1
+    recorded.setdefault("int8_reduce_range", False)  # models recorded before the field were 8-bit
     recipe = LinearRecipe(**recorded)
     ds = TagDataset.open(dataset_dir, min_per_tag=min_per_tag, ignore=("unknown", "skip"))
     base_tags = [str(t) for t in stored["tags"]]
@@ -385,7 +389,6 @@ def build_linear_model(
     command: str | None = None,
     exclude: Callable[[str], bool] | None = None,
     fp32_preprocessing: bool = False,
-    reduce_range: bool = False,
 ) -> dict[str, Any]:
     """Fit the linear-head recipe on ``dataset_dir`` and export it (with its sidecars) to ``out_dir``.
 
@@ -421,7 +424,7 @@ def build_linear_model(
         graph = fp32
         if int8:
             graph = quantize_int8(fp32, work / "int8.onnx", calibration_set(x, 64, recipe.seed),
-                                  fp32_preprocessing=fp32_preprocessing, reduce_range=reduce_range)
+                                  fp32_preprocessing=fp32_preprocessing, reduce_range=recipe.int8_reduce_range)
         feats = {v: _graph_features(graph, view_images(x, v, recipe.seed)) for v in recipe.views}
         say(f"features of {len(x)} plots x {len(recipe.views)} views ({time.perf_counter() - t0:.0f} s)")
         fitted = fit_recipe(x, feats, y, len(tags), recipe)
@@ -449,7 +452,7 @@ def build_linear_model(
             "head": f"multinomial logistic regression on the 1280 pooled features, L2 {recipe.l2:g}",
             "preprocessing": "RGB 0-255 in, (x - 127) / 128 inside the graph, stretch to 224x224, no crop",
             "precision": ("int8" + (" (stretch fp32)" if fp32_preprocessing else "")
-                          + (" (7-bit weights)" if reduce_range else "")) if int8 else "fp32",
+                          + (" (7-bit weights)" if recipe.int8_reduce_range else "")) if int8 else "fp32",
             "recipe": {k: v for k, v in asdict(recipe).items() if k != "extra"},
             "gsd_m": recipe.gsd_m,
             "unknown": meta["unknown"],

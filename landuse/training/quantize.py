@@ -1,7 +1,10 @@
 """Static int8 quantisation of an exported model (onnxruntime.quantization).
 
 QDQ format, per-channel weights, U8 activations / S8 weights, MinMax calibration on training
-images. The stem convolution and the final classifier (Gemm/MatMul) stay in fp32: measured in
+images. ``reduce_range`` quantises the weights to 7 bits: onnxruntime's U8S8 kernels on x86 CPUs
+without VNNI (AVX2, AVX-512 without VNNI) multiply with ``vpmaddubsw``, whose 16-bit pair sums
+saturate for 8-bit weights, so the same graph gives different features on those CPUs than on VNNI
+ones; 7-bit weights cannot saturate (``benchmarks/bench_int8_cpu.py``). The stem convolution and the final classifier (Gemm/MatMul) stay in fp32: measured in
 ``performance.md`` section 2 as the variant closest to fp32 for about 2 % of speed.
 """
 
@@ -44,15 +47,17 @@ def quantize_int8(
     calibration: np.ndarray,
     input_name: str = "data",
     batch: int = 16,
+    *,
     fp32_preprocessing: bool = False,
     reduce_range: bool = False,
+    weight_type: str = "int8",
 ) -> Path:
     """Write a QDQ int8 copy of ``fp32_path`` to ``out_path``, calibrated on ``calibration``.
 
     ``calibration`` is float32 ``[N,3,H,W]`` already in the model's input scale (RGB 0-255).
     ``fp32_preprocessing``: keep every op before the stem convolution (the per-plot stretch) fp32.
-    ``reduce_range``: 7-bit weights, so AVX2 CPUs without VNNI compute what VNNI CPUs compute (the
-    U8S8 products of 8-bit weights saturate int16 on AVX2).
+    ``reduce_range``: 7-bit weights (no saturation on non-VNNI x86); ``weight_type``: ``int8``
+    (U8S8, the default) or ``uint8`` (U8U8).
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -65,6 +70,8 @@ def quantize_int8(
 
     if calibration.ndim != 4 or len(calibration) == 0:
         raise ModelError(f"int8 calibration needs a non-empty [N,3,H,W] batch, got shape {calibration.shape}")
+    if weight_type not in ("int8", "uint8"):
+        raise ModelError(f"int8 weight_type must be 'int8' or 'uint8', got {weight_type!r}")
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -85,7 +92,7 @@ def quantize_int8(
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8 if weight_type == "int8" else QuantType.QUInt8,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=_excluded_nodes(pre, fp32_preprocessing),
             reduce_range=reduce_range,
@@ -93,11 +100,12 @@ def quantize_int8(
     finally:
         if pre.exists():
             pre.unlink()
-    _copy_metadata(fp32_path, out_path)
+    kind = ("U8S8" if weight_type == "int8" else "U8U8") + (" reduce_range (7-bit weights)" if reduce_range else "")
+    _copy_metadata(fp32_path, out_path, f"int8 QDQ {kind} per-channel MinMax")
     return out_path
 
 
-def _copy_metadata(src: Path, dst: Path) -> None:
+def _copy_metadata(src: Path, dst: Path, quantization: str = "int8 QDQ U8S8 per-channel MinMax") -> None:
     """Carry the embedded metadata_props (pixel format / range, name, version) over to ``dst``."""
     import onnx
 
@@ -105,5 +113,5 @@ def _copy_metadata(src: Path, dst: Path) -> None:
     model = onnx.load(str(dst))
     have = {p.key: p.value for p in model.metadata_props}
     del model.metadata_props[:]
-    onnx.helper.set_model_props(model, {**have, **props, "quantization": "int8 QDQ U8S8 per-channel MinMax"})
+    onnx.helper.set_model_props(model, {**have, **props, "quantization": quantization})
     onnx.save(model, str(dst))
