@@ -55,3 +55,22 @@ def test_canopy_share_equals_its_definition_and_handles_edges() -> None:
     np.testing.assert_array_equal(canopy_share(batch), reference_share(batch))
     assert canopy_share(batch[:0]).shape == (0,)
     assert canopy_evidence(batch[:1, :2, :2]).tolist() == [0.0]  # too small for a texture
+
+
+def reference_box(batch: np.ndarray, scale: int) -> np.ndarray:
+    n, h, w = batch.shape[:3]
+    h, w = h - h % scale, w - w % scale
+    a = batch[:, :h, :w, :3].reshape(n, h // scale, scale, w // scale, scale, 3).mean(axis=(2, 4), dtype=np.float32)
+    return np.rint(a).astype(np.uint8)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 5])
+def test_box_down_is_the_rounded_block_mean(scale: int) -> None:
+    from landuse.classify.unknown import box_down
+
+    rng = np.random.default_rng(scale)
+    for batch in (plots(), rng.integers(0, 256, (4, 61, 67, 3), dtype=np.uint8)):
+        np.testing.assert_array_equal(box_down(batch, scale), reference_box(batch, scale))
+    half = np.zeros((1, scale, scale, 3), np.uint8)
+    half[0, : scale // 2 + scale % 2] = 1  # a block mean at or near a half: rounded as np.rint does
+    np.testing.assert_array_equal(box_down(half, scale), reference_box(half, scale))
