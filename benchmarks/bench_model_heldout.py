@@ -207,19 +207,13 @@ def nd_approx(path: Path, fitted: Any, tags: list[str]) -> dict[str, Any]:
     lab, ids = {}, {}
     out: dict[str, Any] = {}
     for yr in ("2010", "2018"):
-        p_ids = rd.CACHE / f"nd{yr}_ids.npy"
-        if not p_ids.exists():
-            rgb, nir, pid = rd.nd_plots(yr)
-            np.save(rd.CACHE / f"nd{yr}_rgb.npy", rgb)
-            np.save(rd.CACHE / f"nd{yr}_nir.npy", nir)
-            np.save(p_ids, pid)
-        rgb, nir = np.load(rd.CACHE / f"nd{yr}_rgb.npy"), np.load(rd.CACHE / f"nd{yr}_nir.npy")
+        rgb, nir, pid = rd.nd_plots_cached(yr)
         f = graph_features(path, rgb, f"nd{yr}")
         g = rgb[..., 1].reshape(len(rgb), 56, 4, 56, 4).mean((2, 4))
         n = nir.reshape(len(nir), 56, 4, 56, 4).mean((2, 4))
         unk = (fitted.unknown_scores(rgb, f) > 1.0) | (water_share(g, n) > WATER_SHARE)
         lab[yr] = np.where(unk, -1, fitted.head.probs(f).argmax(1))
-        ids[yr] = {pid: i for i, pid in enumerate(np.load(p_ids))}
+        ids[yr] = {p: i for i, p in enumerate(pid)}
         out[yr] = {"plots": len(rgb), "developed": rate(lab[yr] == tags.index("Developed")),
                    "unknown": rate(lab[yr] == -1)}
     common = sorted(set(ids["2010"]) & set(ids["2018"]))

@@ -113,14 +113,8 @@ def main() -> None:
     wv = rd.cached("wv", rd.wv_patches)
     nd: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for year in ("2010", "2018"):
-        ids_p = rd.CACHE / f"nd{year}_ids.npy"
-        if not ids_p.exists():
-            rgb, nir, ids = rd.nd_plots(year)
-            np.save(rd.CACHE / f"nd{year}_rgb.npy", rgb)
-            np.save(rd.CACHE / f"nd{year}_nir.npy", nir)
-            np.save(ids_p, ids)
-        rgb = np.load(rd.CACHE / f"nd{year}_rgb.npy")
-        nd[year] = (rd.cached(f"nd{year}", lambda rgb=rgb: rgb), np.load(ids_p))
+        rgb, _, ids = rd.nd_plots_cached(year)
+        nd[year] = (rd.cached(f"nd{year}", lambda rgb=rgb: rgb), ids)
     print(f"features ready ({time.perf_counter() - t_start:.0f} s)", flush=True)
 
     candidates = {

@@ -113,3 +113,14 @@ def nd_plots(year: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         nirs.append(nir[ok][..., 0])
         ids.extend(grid.plot_ids(rows[ok], cols[ok]).tolist())
     return np.concatenate(rgbs), np.concatenate(nirs), np.array(ids)
+
+
+def nd_plots_cached(year: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`nd_plots`, read once and kept as ``nd<year>_{rgb,nir,ids}.npy`` under :data:`CACHE`."""
+    paths = [CACHE / f"nd{year}_{k}.npy" for k in ("rgb", "nir", "ids")]
+    if not paths[2].exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        for p, a in zip(paths, nd_plots(year), strict=True):
+            np.save(p, a)
+    rgb, nir, ids = (np.load(p) for p in paths)
+    return rgb, nir, ids
