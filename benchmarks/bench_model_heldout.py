@@ -115,10 +115,14 @@ def score_block(probs: np.ndarray, flagged: np.ndarray, y: np.ndarray) -> dict[s
 
 def shipped_recipe(kind: str, x: np.ndarray, y: np.ndarray, tags: list[str], county: np.ndarray,
                    sub: np.ndarray, shifted: dict[str, np.ndarray], views: tuple[str, ...] = ("clean",),
-                   nd: bool = False, l2: float | None = None) -> dict[str, Any]:
+                   nd: bool = False, l2: float | None = None, unweighted: bool = False) -> dict[str, Any]:
+    from dataclasses import replace
+
     from landuse.training.linear import view_images
 
     recipe = LinearRecipe(views=views) if l2 is None else LinearRecipe(views=views, l2=l2)
+    if unweighted:  # the recipe before the training weights: every plot weighs 1 (classes balanced)
+        recipe = replace(recipe, open_space_class=None, group_balanced=False)
     path = graph_path(kind)
     F = graph_features(path, x, "as_clean")
     FV = {v: F if v == "clean" else graph_features(path, view_images(x, v), f"as_view_{slug(v)}") for v in views}
@@ -132,7 +136,10 @@ def shipped_recipe(kind: str, x: np.ndarray, y: np.ndarray, tags: list[str], cou
     out: dict[str, Any] = {"graph": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
                            "kind": kind, "recipe": {"views": list(recipe.views), "l2": recipe.l2,
                                                     "canopy_quantile": recipe.canopy_quantile,
-                                                    "knn_flag": recipe.knn_flag},
+                                                    "knn_flag": recipe.knn_flag,
+                                                    "open_space_class": recipe.open_space_class,
+                                                    "open_space_green_max": recipe.open_space_green_max,
+                                                    "group_balanced": recipe.group_balanced},
                            "folds": []}
     probs_all = np.zeros((len(y), len(tags)), np.float32)
     flag_all = np.zeros(len(y), bool)
@@ -140,7 +147,7 @@ def shipped_recipe(kind: str, x: np.ndarray, y: np.ndarray, tags: list[str], cou
     shift_flag = {s: np.zeros(len(sub), bool) for s in FS}
     for k in range(recipe.folds):
         tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-        fitted = fit_recipe(x[tr], {v: FV[v][tr] for v in views}, y[tr], len(tags), recipe)
+        fitted = fit_recipe(x[tr], {v: FV[v][tr] for v in views}, y[tr], tags, recipe, county[tr])
         p = fitted.head.probs(F[te])
         fl = fitted.unknown_scores(x[te], F[te]) > 1.0
         probs_all[te], flag_all[te] = p, fl
@@ -161,7 +168,7 @@ def shipped_recipe(kind: str, x: np.ndarray, y: np.ndarray, tags: list[str], cou
     for name, held in (("los_angeles_developed", (county == "ca037") & (y == dev)),
                        ("imperial_developed", (county == "ca025") & (y == dev))):
         tr = np.flatnonzero(~held)
-        fitted = fit_recipe(x[tr], {v: FV[v][tr] for v in views}, y[tr], len(tags), recipe)
+        fitted = fit_recipe(x[tr], {v: FV[v][tr] for v in views}, y[tr], tags, recipe, county[tr])
         hd = np.flatnonzero(held)
         p1 = fitted.head.probs(F[hd])
         f1 = fitted.unknown_scores(x[hd], F[hd]) > 1.0
@@ -173,7 +180,7 @@ def shipped_recipe(kind: str, x: np.ndarray, y: np.ndarray, tags: list[str], cou
                      "recall_5m": rate(p5.argmax(1) == dev),
                      "predicted_as": {t: int((p1.argmax(1) == i).sum()) for i, t in enumerate(tags)}}
     out["leave_county_out"] = lco
-    full = fit_recipe(x, FV, y, len(tags), recipe)
+    full = fit_recipe(x, FV, y, tags, recipe, county)
     from landuse.training.dataset import load_image
 
     # the out-of-class proxy, read as bench_model_proxies.py reads it: scored, never fitted on
@@ -294,6 +301,8 @@ def main() -> None:
     ap.add_argument("--views", default="clean", help="training views of the head, e.g. clean,res2,blur1.5")
     ap.add_argument("--nd", action="store_true", help="also ND 2010 / 2018 outside the pipeline")
     ap.add_argument("--l2", type=float, default=None, help="the head's L2 (default: the recipe's)")
+    ap.add_argument("--unweighted", action="store_true",
+                    help="every training plot weighs 1 (the recipe before open-space / county weights)")
     args = ap.parse_args()
     name = args.name or args.graph
     t0 = time.perf_counter()
@@ -308,7 +317,7 @@ def main() -> None:
                            "folds": "stratified_folds(y, 5, seed 0)", "shift_plots": "every second plot (250)",
                            "tags": tags}
     res["shipped_recipe"] = shipped_recipe(args.graph, x, y, tags, county, sub, shifted,
-                                           tuple(args.views.split(",")), args.nd, args.l2)
+                                           tuple(args.views.split(",")), args.nd, args.l2, args.unweighted)
     sr = res["shipped_recipe"]
     say(f"shipped recipe pooled: accuracy {sr['pooled']['accuracy']:.3f}, flagged {sr['pooled']['flagged']:.3f}; "
         f"LCO LA {sr['leave_county_out']['los_angeles_developed']['recall']:.3f} "

@@ -18,8 +18,9 @@ Plot status (``status`` / ``reason`` columns):
 * ``outside_aoi`` — the plot centre lies outside the AOI (not read);
 * ``uncertain`` — multilabel models only: no tag reaches the threshold;
 * ``unknown`` — read and scored but like none of the model's classes (``unknown_score`` above
-  the model's threshold, or mostly open water by NDWI where the imagery has a NIR band; see
-  :mod:`landuse.classify.unknown`): label ``unknown``, no class index, probabilities kept.
+  the model's threshold, or mostly open water by NDWI where the imagery has a NIR band, when
+  ``unknown_score`` carries the water share on the same scale; see :mod:`landuse.classify.unknown`):
+  label ``unknown``, no class index, probabilities kept.
 
 Schedulers: ``auto`` (the default: ``threads`` on a machine of up to 4 cores, else ``local``),
 ``local`` (a ``distributed.LocalCluster`` started for the run: one process per core, one thread
@@ -90,6 +91,7 @@ READ_PLOTS = 32
 # In-process stream: one more reader thread when reading a plot takes longer than this share of
 # the time the inference threads take to classify it (per reader).
 READER_SHARE = 0.8
+WATER_REASON = f"open water by NDWI (NIR band) on more than {WATER_SHARE:.0%} of the plot"
 # the statuses and reasons of plots (and the min_valid gate's words) are landuse.status's
 STATUSES = st.STATUSES
 REASON_NO_COVERAGE = st.REASON_NO_COVERAGE
@@ -384,8 +386,10 @@ def classify_batch(task: ChunkTask, columns: dict[str, np.ndarray], strip: ReadS
         columns["class_index"][dest[unk]] = -1
         columns["status"][dest[unk]] = UNKNOWN_STATUS
         columns["reason"][dest[far]] = f"unknown score above {umethod.threshold:.4g} ({umethod.name})"
-        for d, w in zip(dest[wet], water[wet], strict=True):
-            columns["reason"][d] = f"open water by NDWI on {w:.0%} of the plot (NIR band)"
+        # the water evidence on the method's scale (above its threshold exactly when the plot is more
+        # than WATER_SHARE water), so unknown_score says how much water; one reason for all of them
+        columns["unknown_score"][dest[wet]] = np.maximum(score[wet], water[wet] / WATER_SHARE * umethod.threshold)
+        columns["reason"][dest[wet]] = WATER_REASON
     stats.plots_classified += int((columns["class_index"][dest] >= 0).sum())
 
 

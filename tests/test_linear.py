@@ -128,3 +128,50 @@ def test_resolution_warning_names_coarse_imagery(write_raster) -> None:
     assert msg is not None and "5 m per pixel" in msg and "expects 1 m" in msg
     assert resolution_warning(Scene.open([str(fine)]), 1.0) is None
     assert resolution_warning(Scene.open([str(coarse)]), None) is None
+
+
+def test_training_weights_drop_open_space_and_balance_counties() -> None:
+    """Developed plots more than 40 % green weigh 0; both counties' Developed weigh the same."""
+    from landuse.training.linear import LinearRecipe, group_of, training_weights
+
+    grey = np.full((224, 224, 3), 120, np.uint8)
+    grass = grey.copy()
+    grass[..., 1] = 160  # 2G - R - B = 80 > 12: green vegetation everywhere
+    half = grey.copy()
+    half[:89, :, 1] = 160  # 39.7 % green: not more than the 40 % limit
+    x = np.stack([grey, grey, grey, grass, half, grey, grass])
+    y = np.array([0, 2, 2, 2, 2, 2, 1])  # Barren, 4 Developed in ca037 / ca025, Cultivated grass
+    groups = np.array(["ca025", "ca037", "ca037", "ca037", "ca037", "ca025", "ca025"])
+    w = training_weights(x, y, ["Barren", "Cultivated", "Developed"], groups, LinearRecipe())
+    assert w[3] == 0.0 and w[6] == 1.0  # the grassy Developed plot out; grassy Cultivated kept
+    kept_la, kept_imp = w[[1, 2, 4]], w[[5]]
+    assert np.isclose(kept_la.sum(), kept_imp.sum()) and np.isclose(w[y == 2].sum(), 4.0)
+    assert w[0] == 1.0  # one county only: nothing to balance
+    plain = training_weights(x, y, ["Barren", "Cultivated", "Developed"], None,
+                             LinearRecipe(open_space_class=None))
+    assert (plain == 1.0).all()
+    assert group_of("ortho_1-1_hn_s_ca025_2016_1_9413.png") == "ca025" and group_of("plot_17.png") == ""
+
+
+def test_water_plots_are_unknown_with_their_water_share_as_score(write_raster, tmp_path: Path) -> None:
+    """RGBN imagery: plots all open water are unknown, score = water share / 0.5, one reason."""
+    import json
+
+    import pandas as pd
+    from affine import Affine
+
+    from landuse.pipeline import WATER_REASON, classify_imagery
+
+    data = np.zeros((4, 448, 448), np.uint8)
+    data[0], data[1], data[2] = 90, 110, 80  # dull green-grey land
+    data[3] = 160  # land reflects NIR
+    data[3, :, :224] = 15  # the western column of plots is open water (NDWI (110 - 15) / 125 = 0.76)
+    path = write_raster("rgbn.tif", data, "EPSG:32614", Affine(1, 0, 448000, 0, -1, 5152000), nodata=0)
+    classify_imagery([path], tmp_path / "run", period="2020", quiet=True)
+    df = pd.read_parquet(tmp_path / "run" / "plots.parquet").sort_values(["row", "col"])
+    west, east = df[df.col == df.col.min()], df[df.col == df.col.max()]
+    assert len(west) == 2 and (west.status == "unknown").all() and (west.reason == WATER_REASON).all()
+    assert np.allclose(west.unknown_score, 2.0)
+    assert (east.status != "unknown").all() and (east.unknown_score < 1.0).all()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["unclassified"]["unknown"]["by_reason"] == {WATER_REASON: 2}

@@ -167,6 +167,11 @@ def test_aoi_restricts_plots(tmp_path):
     assert summary["unclassified"]["outside_aoi"]["plots"] == int((~inside).sum())
 
 
+def finished_parts(parts_dir: Path) -> list[Path]:
+    """The finished Parquet parts of a run (not the hidden temporary files being written)."""
+    return [p for p in parts_dir.glob("*.parquet") if not p.name.startswith(".")]
+
+
 def test_resume_after_sigkill_computes_every_plot_once(tmp_path):
     out, log = tmp_path / "killed", tmp_path / "reads.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)])}
@@ -177,14 +182,15 @@ def test_resume_after_sigkill_computes_every_plot_once(tmp_path):
     parts_dir = out / "parts"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if parts_dir.is_dir() and len(list(parts_dir.glob("*.parquet"))) >= 4:
+        if parts_dir.is_dir() and len(finished_parts(parts_dir)) >= 4:
             break
         if proc.poll() is not None:
             pytest.fail("the run finished before it could be killed")
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    before = {p.name: p.stat().st_mtime_ns for p in parts_dir.glob("*.parquet")}
+    # finished parts only: a kill can leave a half-written ``.<part>.tmp-<pid>.parquet`` behind
+    before = {p.name: p.stat().st_mtime_ns for p in finished_parts(parts_dir)}
     n_chunks = len(fake_grid().chunks_of(16))
     assert 4 <= len(before) < n_chunks
     assert not (out / "plots.parquet").exists()
@@ -204,6 +210,7 @@ def test_resume_after_sigkill_computes_every_plot_once(tmp_path):
             assert not (ch.row_off <= r < ch.row_off + ch.height and ch.col_off <= c < ch.col_off + ch.width), line
     df = table(res.run_dir)
     assert len(df) == grid.size and not df.duplicated(["row", "col"]).any()
+    assert not list(parts_dir.glob(".*.tmp*")), "a killed run's temporary part was left behind"
     ref = table(run(tmp_path, "clean").run_dir)
     assert df.equals(ref)
 

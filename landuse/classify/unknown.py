@@ -83,6 +83,16 @@ def canopy_share(batch: np.ndarray, scale: int = 1) -> np.ndarray:
     return _canopy(box_down(batch, scale), None)
 
 
+def green_share(batch: np.ndarray) -> np.ndarray:
+    """Share of each uint8 RGB plot's pixels that are green vegetation (2G - R - B > 12, the canopy
+    evidence's green). float32 (N,)."""
+    out = np.empty(len(batch), np.float32)
+    for i, plot in enumerate(batch):  # one plot at a time: int16 planes of one plot only
+        r, g, b = (plot[..., k].astype(np.int16) for k in range(3))
+        out[i] = float(((g + g - r - b) > 12).mean())
+    return out
+
+
 def box_down(batch: np.ndarray, scale: int) -> np.ndarray:
     """uint8 (N, H, W, 3) plots box-averaged by ``scale`` (H, W cropped to a multiple of it)."""
     if scale <= 1:

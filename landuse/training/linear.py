@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import platform
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from landuse.classify.unknown import CANOPY_GREEN_MIN, KnnScorer, canopy_evidence, canopy_share
+from landuse.classify.unknown import (
+    CANOPY_GREEN_MIN,
+    KnnScorer,
+    canopy_evidence,
+    canopy_share,
+    green_share,
+)
 from landuse.errors import InputError, ModelError, OutputExistsError
 from landuse.training.head import LinearHead, fit_head
 
@@ -60,7 +67,52 @@ class LinearRecipe:
     # 7-bit int8 weights: 8-bit ones saturate onnxruntime's U8S8 kernels on x86 CPUs without VNNI,
     # so features (and labels) depended on the user's CPU (benchmarks/bench_int8_cpu.py)
     int8_reduce_range: bool = True
+    # training-plot weights (training_weights; benchmarks/bench_recipe_weights.py, model card):
+    # plots of ``open_space_class`` more than ``open_space_green_max`` green vegetation (NLCD
+    # "Developed, open space": parks, sports fields, golf courses) weigh ``open_space_weight`` -- in
+    # RGB they are grassland, and they are the nearest training plots of the real farmland the
+    # unweighted head called Developed; within each class every county (``group_of``) weighs the
+    # same (Developed is the one class present in both training counties)
+    open_space_class: str | None = "Developed"
+    open_space_green_max: float = 0.4
+    open_space_weight: float = 0.0
+    group_balanced: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+_GROUP = re.compile(r"_([a-z]{2}\d{3})_")
+
+
+def group_of(name: str) -> str:
+    """The county of a training image from its file name (AerialSmall / NAIP style ``..._ca025_...``:
+    state and county FIPS code), or ``""`` when the name carries none."""
+    m = _GROUP.search(name.lower())
+    return m.group(1) if m else ""
+
+
+def training_weights(x: np.ndarray, y: np.ndarray, tags: Sequence[str], groups: np.ndarray | None,
+                     recipe: LinearRecipe) -> np.ndarray:
+    """Per-plot weights of the head's training plots (uint8 ``x``, tag index ``y``):
+    ``open_space_weight`` for open-space plots of ``recipe.open_space_class`` (more than
+    ``open_space_green_max`` of their pixels green), 1 for the others; then, with
+    ``group_balanced``, every group (county) of a class scaled to the same total weight.
+    float32 (N,); ``fit_head`` still weighs every class the same."""
+    w = np.ones(len(y), np.float64)
+    cls = recipe.open_space_class
+    if cls is not None and cls in tags and recipe.open_space_green_max < 1.0:
+        c = list(tags).index(cls)
+        w[(y == c) & (green_share(x) > recipe.open_space_green_max)] = recipe.open_space_weight
+    if recipe.group_balanced and groups is not None:
+        for c in np.unique(y):
+            kept = (y == c) & (w > 0)
+            names = np.unique(groups[kept])
+            if len(names) < 2:
+                continue
+            share = w[kept].sum() / len(names)
+            for g in names:
+                m = kept & (groups == g)
+                w[m] *= share / w[m].sum()
+    return w.astype(np.float32)
 
 
 def view_images(x: np.ndarray, view: str, seed: int = 0) -> np.ndarray:
@@ -351,6 +403,7 @@ class FittedRecipe:
     knn_oof: np.ndarray  # those out-of-fold distances
     knn: KnnScorer | None  # the reference set, when the recipe flags by kNN distance
     recipe: LinearRecipe
+    weights: np.ndarray  # the head's per-plot training weights (training_weights)
 
     def unknown_scores(self, x: np.ndarray, feats: np.ndarray | None = None) -> np.ndarray:
         """The exported model's unknown score of uint8 plots ``x`` (features ``feats`` for the kNN
@@ -361,20 +414,22 @@ class FittedRecipe:
         return score.astype(np.float32)
 
 
-def fit_recipe(x: np.ndarray, feats: dict[str, np.ndarray], y: np.ndarray, n_classes: int,
-               recipe: LinearRecipe) -> FittedRecipe:
+def fit_recipe(x: np.ndarray, feats: dict[str, np.ndarray], y: np.ndarray, tags: Sequence[str],
+               recipe: LinearRecipe, groups: np.ndarray | None = None) -> FittedRecipe:
     """Fit the recipe on training plots ``x`` (uint8) with features per training view ``feats``
-    (``clean`` required) and tags ``y``: the head, the canopy threshold (the ``canopy_quantile``
-    of the plots' canopy share) and the kNN threshold. The one code path of the shipped model
+    (``clean`` required), tag index ``y`` into ``tags`` and county per plot ``groups``: the head
+    (weighted by :func:`training_weights`), the canopy threshold (the ``canopy_quantile`` of the
+    plots' canopy share) and the kNN threshold. The one code path of the shipped model
     (:func:`build_linear_model`) and of the held-out benchmarks."""
+    weights = training_weights(x, y, tags, groups, recipe)
     fx = np.concatenate([feats[v] for v in recipe.views])
     fy = np.tile(y, len(recipe.views))
-    head = fit_head(fx, fy, n_classes, l2=recipe.l2)
+    head = fit_head(fx, fy, len(tags), l2=recipe.l2, sample_weight=np.tile(weights, len(recipe.views)))
     stored = [v for v in recipe.stored_views if v in feats]
     knn_thr, oof = calibrate_threshold(feats, y, recipe, stored)
     canopy_thr = float(np.quantile(canopy_share(x, recipe.canopy_scale), recipe.canopy_quantile))
     knn = KnnScorer.fit(np.concatenate([feats[v] for v in stored]), k=recipe.knn_k) if recipe.knn_flag else None
-    return FittedRecipe(head, canopy_thr, knn_thr, oof, knn, recipe)
+    return FittedRecipe(head, canopy_thr, knn_thr, oof, knn, recipe, weights)
 
 
 
@@ -427,7 +482,8 @@ def build_linear_model(
                                   fp32_preprocessing=fp32_preprocessing, reduce_range=recipe.int8_reduce_range)
         feats = {v: _graph_features(graph, view_images(x, v, recipe.seed)) for v in recipe.views}
         say(f"features of {len(x)} plots x {len(recipe.views)} views ({time.perf_counter() - t0:.0f} s)")
-        fitted = fit_recipe(x, feats, y, len(tags), recipe)
+        groups = np.array([group_of(p.name) for p, _ in items])
+        fitted = fit_recipe(x, feats, y, tags, recipe, groups)
         head, knn_thr, oof, canopy_thr = fitted.head, fitted.knn_threshold, fitted.knn_oof, fitted.canopy_threshold
         stored = [v for v in recipe.stored_views if v in feats]
         thr = knn_thr if recipe.knn_flag else None
@@ -438,7 +494,7 @@ def build_linear_model(
         views = np.repeat(np.array(stored), len(y))
         (work / FEATURES_FILE).write_bytes(features_npz(
             np.concatenate([feats[v] for v in stored]), np.tile(y, len(stored)), views,
-            np.tile(sha, len(stored)), tags))
+            np.tile(sha, len(stored)), tags, np.tile(fitted.weights, len(stored))))
         meta = landuse_meta(recipe, thr, tags, sha.tolist(), canopy_thr,
                             knn_heldout_quantiles={str(q): float(np.quantile(oof, q)) for q in (0.9, 0.95, 0.98, 0.99, 1.0)},
                             training={"dataset": str(dataset_dir), "counts": {t: int((y == i).sum()) for i, t in enumerate(tags)}})
