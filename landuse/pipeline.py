@@ -1024,7 +1024,7 @@ def classify_scene(
         if not todo and store.is_finalised():
             msg = (
                 f"nothing to do: {store.root} already holds all {grid.size:,} plots of this run "
-                f"(same manifest); pass --overwrite to recompute"
+                f"(same manifest); to recompute, pass `overwrite=True` (CLI: --overwrite)"
             )
             rep.say(msg)
             summary = json.loads(store.output("summary.json").read_text())
