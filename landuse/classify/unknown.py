@@ -66,6 +66,7 @@ class KnnScorer:
 
 
 CANOPY_GREEN_MIN = 0.5  # canopy evidence counts only on plots mostly green (forest, not leafy suburbs)
+GREEN_EXCESS = 12  # a pixel is green vegetation when 2G - R - B exceeds this (canopy, open-space weights)
 
 
 def canopy_evidence(batch: np.ndarray, green_min: float = CANOPY_GREEN_MIN, scale: int = 1) -> np.ndarray:
@@ -89,7 +90,7 @@ def green_share(batch: np.ndarray) -> np.ndarray:
     out = np.empty(len(batch), np.float32)
     for i, plot in enumerate(batch):  # one plot at a time: int16 planes of one plot only
         r, g, b = (plot[..., k].astype(np.int16) for k in range(3))
-        out[i] = float(((g + g - r - b) > 12).mean())
+        out[i] = float(((g + g - r - b) > GREEN_EXCESS).mean())
     return out
 
 
@@ -127,7 +128,7 @@ def _canopy(batch: np.ndarray, green_min: float | None) -> np.ndarray:
     greenness = g + g
     greenness -= r
     greenness -= b
-    green = greenness > 12
+    green = greenness > GREEN_EXCESS
     if green_min is not None:
         sel = np.flatnonzero(green.mean(axis=(1, 2)) > green_min)
         if sel.size == 0:
